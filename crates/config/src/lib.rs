@@ -1,0 +1,386 @@
+//! Typed settings shared by `hookline-api` and `hookline-worker`.
+//!
+//! Both processes read the same keys (an operator writes one ConfigMap for both), so the
+//! structs live in one small crate rather than in either binary. Loading is layered as
+//! DESIGN.md says: built-in defaults (the `Default` impls below), then an optional file
+//! (`--config PATH` or `HOOKLINE_CONFIG`), then environment variables
+//! `HOOKLINE__SECTION__KEY`. [`Settings::validate`] runs right after loading and names the key
+//! that is wrong.
+//!
+//! Secrets (`database.url` may carry a password, `amqp.url` too, `auth.hs256_secret`) are
+//! wrapped in [`SecretString`] so that `{:?}` never prints them.
+//!
+//! Layout:
+//! - `lib.rs`: the structs, their defaults, loading and validation.
+//! - `hookline.example.toml` (crate root): every key with its default, commented; a unit test
+//!   keeps it in step with the structs.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+pub use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The dev-only HS256 key. `env = "production"` refuses to start while it is in use.
+pub const DEV_HS256_SECRET: &str = "hookline-dev-only-secret-do-not-use-in-production";
+
+/// Every setting of both processes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `dev` or `production`; `production` refuses dev default secrets.
+    pub env: String,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub delivery: DeliverySettings,
+    pub worker: WorkerSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: "dev".into(),
+            database: DatabaseSettings::default(),
+            amqp: AmqpSettings::default(),
+            http: HttpSettings::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            delivery: DeliverySettings::default(),
+            worker: WorkerSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    /// Connections in the pool of each process.
+    pub pool_size: usize,
+    /// How long a request waits for a pooled connection before it is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub pool_wait_timeout: Duration,
+    /// How long opening a new connection may take; bounds recovery probes during an outage.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `statement_timeout` set on every connection, so no query holds a connection forever.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// Apply pending migrations when the API starts (under an advisory lock).
+    pub migrate_on_start: bool,
+    /// Create the database when it is missing and the role may (the two-command quickstart).
+    pub create_if_missing: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/hookline".into(),
+            pool_size: 16,
+            pool_wait_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(10),
+            migrate_on_start: true,
+            create_if_missing: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpSettings {
+    pub url: SecretString,
+    /// Prefix of every exchange and queue name, so several installations (or tests) can share
+    /// one broker.
+    pub prefix: String,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self { url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(), prefix: "hookline".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// API listen address; port 0 picks a free port (tests).
+    pub bind: String,
+    /// Largest JSON body accepted on webhook-management routes.
+    pub max_json_bytes: usize,
+    /// Largest event body accepted by the ingest route (413 beyond it).
+    pub max_event_bytes: usize,
+    /// Base of the `Location` header; when empty it is derived from the request.
+    pub public_url: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_json_bytes: 64 * 1024,
+            max_event_bytes: 256 * 1024,
+            public_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 key for bearer tokens; empty disables HS256.
+    pub hs256_secret: SecretString,
+    /// RS256 public keys (PEM text). A token verifies if any of them verifies it.
+    pub rs256_public_keys: Vec<String>,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            hs256_secret: DEV_HS256_SECRET.into(),
+            rs256_public_keys: Vec::new(),
+            issuer: None,
+            audience: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Sustained requests per second per brand.
+    pub per_second: u32,
+    /// Bucket size: how many requests a brand may send at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { enabled: true, per_second: 200, burst: 400 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Allow `http://` endpoints (off: brands must use HTTPS).
+    pub allow_http: bool,
+    /// Allow endpoints on loopback, private, link-local … addresses (SSRF guard off).
+    pub allow_private_targets: bool,
+    /// Delays between attempts, comma separated; one more attempt than delays.
+    pub retry_schedule: String,
+    /// Jitter applied to each delay, as a fraction (0.2 = ±20 %).
+    pub retry_jitter: f64,
+    /// Upper bound on a `Retry-After` an endpoint may ask for.
+    #[serde(with = "humantime_serde")]
+    pub retry_after_max: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Bytes of a response body kept on the attempt record.
+    pub response_body_limit: usize,
+    pub user_agent: String,
+    /// How long the old secret keeps signing beside the new one after a rotation.
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_grace: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_targets: false,
+            retry_schedule: "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h".into(),
+            retry_jitter: 0.2,
+            retry_after_max: Duration::from_secs(6 * 3600),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+            response_body_limit: 4096,
+            user_agent: "Hookline-Webhooks/0.1".into(),
+            secret_rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// AMQP prefetch (unacknowledged messages held by one worker).
+    pub prefetch: u16,
+    /// Deliveries one worker sends at once.
+    pub concurrency: usize,
+    /// In-flight requests one worker allows per endpoint; the rest are deferred.
+    pub max_in_flight_per_endpoint: usize,
+    /// How long a delivery handed to the queue is owned before the scheduler re-publishes it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often the scheduler looks for due deliveries.
+    #[serde(with = "humantime_serde")]
+    pub scheduler_interval: Duration,
+    /// Worker health and metrics listen address.
+    pub http_bind: String,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: 256,
+            concurrency: 256,
+            max_in_flight_per_endpoint: 32,
+            lease: Duration::from_secs(60),
+            scheduler_interval: Duration::from_secs(1),
+            http_bind: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter (`RUST_LOG` overrides it).
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+/// Why settings could not be loaded; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `HOOKLINE_CONFIG` when `file` is `None`), then the
+    /// process environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let env_file = std::env::var_os("HOOKLINE_CONFIG");
+        let file = file.or(env_file.as_deref().map(Path::new));
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("HOOKLINE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Whether the dev-only HS256 key is in use (warned about at start, refused in production).
+    pub fn uses_dev_secret(&self) -> bool {
+        self.auth.hs256_secret.expose_secret() == DEV_HS256_SECRET
+    }
+
+    /// Checks what serde cannot: ranges, enumerations, and the production rules.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| Err(SettingsError::Invalid { key, reason: reason.into() });
+        if !matches!(self.env.as_str(), "dev" | "production") {
+            return invalid("env", "must be `dev` or `production`");
+        }
+        if self.env == "production" && self.uses_dev_secret() {
+            return invalid("auth.hs256_secret", "the dev default is refused in production");
+        }
+        if self.auth.hs256_secret.expose_secret().is_empty() && self.auth.rs256_public_keys.is_empty()
+        {
+            return invalid("auth.hs256_secret", "no HS256 secret and no RS256 key: nobody can log in");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.http.bind.parse::<SocketAddr>().is_err() {
+            return invalid("http.bind", "must be an address like 127.0.0.1:8080");
+        }
+        if self.worker.http_bind.parse::<SocketAddr>().is_err() {
+            return invalid("worker.http_bind", "must be an address like 127.0.0.1:9090");
+        }
+        if self.amqp.prefix.is_empty() || self.amqp.prefix.len() > 100 {
+            return invalid("amqp.prefix", "must be 1 to 100 characters");
+        }
+        if !(0.0..1.0).contains(&self.delivery.retry_jitter) {
+            return invalid("delivery.retry_jitter", "must be in [0, 1)");
+        }
+        if self.delivery.retry_schedule.split(',').any(|d| humantime::parse_duration(d.trim()).is_err())
+        {
+            return invalid("delivery.retry_schedule", "must be durations like `5s,30s,2m`");
+        }
+        if self.rate_limit.enabled && (self.rate_limit.per_second == 0 || self.rate_limit.burst == 0)
+        {
+            return invalid("rate_limit.per_second", "per_second and burst must be at least 1");
+        }
+        if self.worker.concurrency == 0 || self.worker.max_in_flight_per_endpoint == 0 {
+            return invalid("worker.concurrency", "concurrency and max_in_flight_per_endpoint must be at least 1");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return invalid("log.format", "must be `text` or `json`");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn production_refuses_the_dev_secret() {
+        let settings = Settings { env: "production".into(), ..Settings::default() };
+        let err = settings.validate().expect_err("dev secret in production");
+        assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let text = format!("{:?}", Settings::default());
+        assert!(!text.contains(DEV_HS256_SECRET));
+        assert!(!text.contains("guest:guest"));
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_the_defaults() {
+        let text = include_str!("../hookline.example.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") || r.starts_with('[')).unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let from_file: Settings = toml::from_str(&uncommented).expect("example parses");
+        let defaults = Settings::default();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+        assert_eq!(
+            from_file.auth.hs256_secret.expose_secret(),
+            defaults.auth.hs256_secret.expose_secret()
+        );
+        assert_eq!(from_file.database.url.expose_secret(), defaults.database.url.expose_secret());
+        assert_eq!(from_file.amqp.url.expose_secret(), defaults.amqp.url.expose_secret());
+    }
+}

@@ -1,0 +1,19 @@
+//! Hookline's domain: the rules of the product, with no I/O.
+//!
+//! - [`event_type`]: the event-type tree, subscriptions and matching;
+//! - [`errors`]: the error-code catalogue and the HTTP status of each code on each API surface;
+//! - [`endpoint`]: which endpoint URLs a webhook may have (HTTPS, no private targets);
+//! - [`secret`]: webhook signing secrets; [`sign`]: the delivery signatures.
+//!
+//! The API and the worker both apply these rules, so they live here, once.
+
+pub mod endpoint;
+pub mod errors;
+pub mod event_type;
+pub mod secret;
+pub mod sign;
+
+pub use endpoint::{is_forbidden_ip, EndpointError, EndpointUrl, UrlPolicy, MAX_ENDPOINT_LEN};
+pub use errors::ErrorCode;
+pub use event_type::{matches, normalize, EventType, EventTypeError, Subscription};
+pub use secret::{SecretError, WebhookSecret};
