@@ -1,0 +1,24 @@
+//! Hookline's Postgres store: the schema (diesel migrations under `migrations/`, embedded), a
+//! pooled async connection (diesel-async + deadpool, no libpq), and every query the API and
+//! the worker run. No other crate writes SQL.
+
+pub mod error;
+pub mod migrate;
+pub mod models;
+pub mod pool;
+pub mod schema;
+pub mod webhooks;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::StoreError;
+pub use pool::{Pool, PooledConn};
+
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+/// A round trip to the database (`/readyz`).
+pub async fn ping(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT 1").execute(conn).await?;
+    Ok(())
+}

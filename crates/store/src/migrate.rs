@@ -1,0 +1,103 @@
+//! Creating the database and applying the embedded migrations, safely from many replicas.
+
+use diesel::{Connection as _, RunQueryDsl as _};
+use diesel_async::{async_connection_wrapper::AsyncConnectionWrapper, AsyncPgConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
+use url::Url;
+
+use crate::StoreError;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// The advisory lock every Hookline process takes around migrations ("hookline" in ASCII), so
+/// replicas starting together apply them once, one after the other.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
+
+type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
+
+/// Runs `f` on a thread of its own with a sync diesel connection to `url` (the migration
+/// harness is synchronous; its own thread keeps it off any async runtime).
+async fn with_sync_connection<T, F>(url: &str, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut SyncPg) -> Result<T, StoreError> + Send + 'static,
+{
+    let url = url.to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hookline-migrate".into())
+        .spawn(move || {
+            let result = SyncPg::establish(&url)
+                .map_err(StoreError::from)
+                .and_then(|mut c| f(&mut c));
+            let _ = tx.send(result);
+        })
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    rx.await
+        .map_err(|_| StoreError::Migration("migration thread panicked".into()))?
+}
+
+/// Applies every pending migration under [`MIGRATION_LOCK`]; returns the versions applied.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, StoreError> {
+    with_sync_connection(url, |conn| {
+        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(conn)?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(conn)?;
+        applied
+    })
+    .await
+}
+
+/// Splits a database URL into the URL of the server's `postgres` database and the name of the
+/// database the URL points at.
+pub fn admin_url(url: &str) -> Result<(String, String), StoreError> {
+    let mut parsed = Url::parse(url).map_err(|e| StoreError::Migration(format!("bad URL: {e}")))?;
+    let name = parsed.path().trim_start_matches('/').to_owned();
+    if name.is_empty() {
+        return Err(StoreError::Migration(
+            "the database URL names no database".into(),
+        ));
+    }
+    parsed.set_path("/postgres");
+    Ok((parsed.into(), name))
+}
+
+/// Quotes an identifier for SQL (`"` doubled).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// Creates the database `url` names when it does not exist; returns whether it created it.
+pub async fn ensure_database(url: &str) -> Result<bool, StoreError> {
+    let (admin, name) = admin_url(url)?;
+    with_sync_connection(&admin, move |conn| {
+        let found: Exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result(conn)?;
+        if found.exists {
+            return Ok(false);
+        }
+        match diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(&name))).execute(conn) {
+            Ok(_) => Ok(true),
+            // Another replica created it between our check and our CREATE.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("already exists") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}

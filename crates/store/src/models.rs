@@ -1,0 +1,104 @@
+//! Rows as Rust types.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::{attempts, deliveries, events, webhooks};
+
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = webhooks, check_for_backend(diesel::pg::Pg))]
+pub struct Webhook {
+    pub id: Uuid,
+    pub brand_id: String,
+    pub endpoint: String,
+    /// Normalised subscriptions (leaves or groups of the event-type tree).
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct NewWebhook<'a> {
+    pub id: Uuid,
+    pub brand_id: &'a str,
+    pub endpoint: &'a str,
+    pub event_types: &'a [String],
+    pub enabled: bool,
+    pub secret: &'a str,
+}
+
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = events, check_for_backend(diesel::pg::Pg))]
+pub struct Event {
+    pub id: Uuid,
+    pub brand_id: String,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub created: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent<'a> {
+    pub id: Uuid,
+    pub brand_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub idempotency_key: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = deliveries, check_for_backend(diesel::pg::Pg))]
+pub struct Delivery {
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub leased_until: Option<DateTime<Utc>>,
+    pub manual_retry: bool,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = attempts, check_for_backend(diesel::pg::Pg))]
+pub struct Attempt {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub created: DateTime<Utc>,
+    pub status: String,
+    pub request_endpoint: String,
+    pub request_headers: serde_json::Value,
+    pub response_status_code: Option<i32>,
+    pub response_headers: Option<serde_json::Value>,
+    pub response_body: Option<String>,
+    pub response_time_ms: i32,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = attempts)]
+pub struct NewAttempt {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub created: DateTime<Utc>,
+    pub status: String,
+    pub request_endpoint: String,
+    pub request_headers: serde_json::Value,
+    pub response_status_code: Option<i32>,
+    pub response_headers: Option<serde_json::Value>,
+    pub response_body: Option<String>,
+    pub response_time_ms: i32,
+    pub error: Option<String>,
+}

@@ -1,0 +1,73 @@
+//! The connection pool: deadpool over diesel-async's `AsyncPgConnection`.
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::{
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod},
+    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+};
+use futures::FutureExt as _;
+
+pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    pub max_size: usize,
+    /// How long a caller waits for a free connection before the store answers `Unavailable`.
+    pub wait_timeout: Duration,
+    /// How long opening a new connection (TCP + startup) may take.
+    pub connect_timeout: Duration,
+    /// Server-side bound on every statement (`SET statement_timeout`).
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 16,
+            wait_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds a pool; connections are opened lazily, so this succeeds while the database is down
+/// and the pool recovers by itself when it returns.
+pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::managed::BuildError> {
+    let connect_timeout = opts.connect_timeout;
+    let statement_timeout_ms = opts.statement_timeout.as_millis();
+    let mut config = ManagerConfig::default();
+    // Fast: a broken connection is detected by `is_broken` and replaced; a dead server shows as
+    // an `Unavailable` error on first use rather than a test query on every checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        async move {
+            let mut conn =
+                tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
+                    .await
+                    .map_err(|_| {
+                        ConnectionError::BadConnection("timed out connecting to Postgres".into())
+                    })??;
+            if statement_timeout_ms > 0 {
+                diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            }
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(opts.max_size)
+        .wait_timeout(Some(opts.wait_timeout))
+        .create_timeout(Some(opts.connect_timeout + Duration::from_secs(1)))
+        .recycle_timeout(Some(opts.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+}

@@ -1,0 +1,64 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    attempts (id) {
+        id -> Uuid,
+        webhook_id -> Uuid,
+        event_id -> Uuid,
+        created -> Timestamptz,
+        status -> Text,
+        request_endpoint -> Text,
+        request_headers -> Jsonb,
+        response_status_code -> Nullable<Int4>,
+        response_headers -> Nullable<Jsonb>,
+        response_body -> Nullable<Text>,
+        response_time_ms -> Int4,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    deliveries (webhook_id, event_id) {
+        webhook_id -> Uuid,
+        event_id -> Uuid,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        attempt_count -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        leased_until -> Nullable<Timestamptz>,
+        manual_retry -> Bool,
+        created -> Timestamptz,
+        updated -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Uuid,
+        brand_id -> Text,
+        event_type -> Text,
+        payload -> Jsonb,
+        created -> Timestamptz,
+        idempotency_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        brand_id -> Text,
+        endpoint -> Text,
+        event_types -> Array<Text>,
+        enabled -> Bool,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        created -> Timestamptz,
+        updated -> Timestamptz,
+    }
+}
+
+diesel::joinable!(deliveries -> events (event_id));
+diesel::joinable!(deliveries -> webhooks (webhook_id));
+
+diesel::allow_tables_to_appear_in_same_query!(attempts, deliveries, events, webhooks,);
