@@ -101,7 +101,10 @@ pub struct AmqpSettings {
 
 impl Default for AmqpSettings {
     fn default() -> Self {
-        Self { url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(), prefix: "hookline".into() }
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "hookline".into(),
+        }
     }
 }
 
@@ -165,7 +168,11 @@ pub struct RateLimitSettings {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        Self { enabled: true, per_second: 200, burst: 400 }
+        Self {
+            enabled: true,
+            per_second: 200,
+            burst: 400,
+        }
     }
 }
 
@@ -255,7 +262,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -298,16 +308,28 @@ impl Settings {
 
     /// Checks what serde cannot: ranges, enumerations, and the production rules.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |key, reason: &str| Err(SettingsError::Invalid { key, reason: reason.into() });
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        };
         if !matches!(self.env.as_str(), "dev" | "production") {
             return invalid("env", "must be `dev` or `production`");
         }
         if self.env == "production" && self.uses_dev_secret() {
-            return invalid("auth.hs256_secret", "the dev default is refused in production");
+            return invalid(
+                "auth.hs256_secret",
+                "the dev default is refused in production",
+            );
         }
-        if self.auth.hs256_secret.expose_secret().is_empty() && self.auth.rs256_public_keys.is_empty()
+        if self.auth.hs256_secret.expose_secret().is_empty()
+            && self.auth.rs256_public_keys.is_empty()
         {
-            return invalid("auth.hs256_secret", "no HS256 secret and no RS256 key: nobody can log in");
+            return invalid(
+                "auth.hs256_secret",
+                "no HS256 secret and no RS256 key: nobody can log in",
+            );
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1");
@@ -324,16 +346,30 @@ impl Settings {
         if !(0.0..1.0).contains(&self.delivery.retry_jitter) {
             return invalid("delivery.retry_jitter", "must be in [0, 1)");
         }
-        if self.delivery.retry_schedule.split(',').any(|d| humantime::parse_duration(d.trim()).is_err())
+        if self
+            .delivery
+            .retry_schedule
+            .split(',')
+            .any(|d| humantime::parse_duration(d.trim()).is_err())
         {
-            return invalid("delivery.retry_schedule", "must be durations like `5s,30s,2m`");
+            return invalid(
+                "delivery.retry_schedule",
+                "must be durations like `5s,30s,2m`",
+            );
         }
-        if self.rate_limit.enabled && (self.rate_limit.per_second == 0 || self.rate_limit.burst == 0)
+        if self.rate_limit.enabled
+            && (self.rate_limit.per_second == 0 || self.rate_limit.burst == 0)
         {
-            return invalid("rate_limit.per_second", "per_second and burst must be at least 1");
+            return invalid(
+                "rate_limit.per_second",
+                "per_second and burst must be at least 1",
+            );
         }
         if self.worker.concurrency == 0 || self.worker.max_in_flight_per_endpoint == 0 {
-            return invalid("worker.concurrency", "concurrency and max_in_flight_per_endpoint must be at least 1");
+            return invalid(
+                "worker.concurrency",
+                "concurrency and max_in_flight_per_endpoint must be at least 1",
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be `text` or `json`");
@@ -353,7 +389,10 @@ mod tests {
 
     #[test]
     fn production_refuses_the_dev_secret() {
-        let settings = Settings { env: "production".into(), ..Settings::default() };
+        let settings = Settings {
+            env: "production".into(),
+            ..Settings::default()
+        };
         let err = settings.validate().expect_err("dev secret in production");
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
     }
@@ -370,7 +409,11 @@ mod tests {
         let text = include_str!("../hookline.example.toml");
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") || r.starts_with('[')).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = ") || r.starts_with('['))
+                    .unwrap_or(l)
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let from_file: Settings = toml::from_str(&uncommented).expect("example parses");
@@ -380,7 +423,13 @@ mod tests {
             from_file.auth.hs256_secret.expose_secret(),
             defaults.auth.hs256_secret.expose_secret()
         );
-        assert_eq!(from_file.database.url.expose_secret(), defaults.database.url.expose_secret());
-        assert_eq!(from_file.amqp.url.expose_secret(), defaults.amqp.url.expose_secret());
+        assert_eq!(
+            from_file.database.url.expose_secret(),
+            defaults.database.url.expose_secret()
+        );
+        assert_eq!(
+            from_file.amqp.url.expose_secret(),
+            defaults.amqp.url.expose_secret()
+        );
     }
 }

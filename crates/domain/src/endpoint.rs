@@ -471,10 +471,7 @@ mod tests {
             "https://example.com/\ta",
         ] {
             assert!(
-                matches!(
-                    EndpointUrl::parse(s, &DEV),
-                    Err(EndpointError::Invalid(_))
-                ),
+                matches!(EndpointUrl::parse(s, &DEV), Err(EndpointError::Invalid(_))),
                 "{s:?}"
             );
         }
@@ -511,10 +508,7 @@ mod tests {
 
     #[test]
     fn empty_and_too_long_are_refused() {
-        assert_eq!(
-            EndpointUrl::parse("", &STRICT),
-            Err(EndpointError::Empty)
-        );
+        assert_eq!(EndpointUrl::parse("", &STRICT), Err(EndpointError::Empty));
         let prefix = "https://example.com/";
         let at_limit = format!("{prefix}{}", "a".repeat(MAX_ENDPOINT_LEN - prefix.len()));
         ok(&at_limit, &STRICT);

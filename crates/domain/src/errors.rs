@@ -224,7 +224,11 @@ impl ErrorCode {
     /// errors and 409 for conflicts, as the flexEngage spec's examples show.
     pub fn flexengage_status(&self) -> u16 {
         match self {
-            Self::Cmr0001 | Self::Cmr0003 | Self::Whk0001 | Self::Whk0002 | Self::Whk0003
+            Self::Cmr0001
+            | Self::Cmr0003
+            | Self::Whk0001
+            | Self::Whk0002
+            | Self::Whk0003
             | Self::Whk0005 => 422,
             Self::Cmr0002 => 401,
             Self::Whk0004 => 404,
@@ -373,7 +377,10 @@ mod tests {
                 assert_eq!(message, message.to_uppercase(), "{code}");
             }
         }
-        assert_eq!(ErrorCode::Cmr0001.flexengage_message(), "UNPROCESSABLE ENTITY");
+        assert_eq!(
+            ErrorCode::Cmr0001.flexengage_message(),
+            "UNPROCESSABLE ENTITY"
+        );
         assert_eq!(ErrorCode::Whk0009.flexengage_message(), "CONFLICT");
         assert_eq!(ErrorCode::Whk0004.flexengage_message(), "NOT FOUND");
     }

@@ -41,13 +41,7 @@ pub fn standard_webhooks_signature(
     let timestamp = timestamp.to_string();
     let mac = hmac_sha256(
         &secret.standard_webhooks_key(),
-        &[
-            msg_id.as_bytes(),
-            b".",
-            timestamp.as_bytes(),
-            b".",
-            body,
-        ],
+        &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
     );
     format!("v1,{}", STANDARD.encode(mac))
 }
@@ -79,7 +73,10 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {
         assert_eq!(
-            hex::encode(hmac_sha256(b"Jefe", &[b"what do ya ", b"want for nothing?"])),
+            hex::encode(hmac_sha256(
+                b"Jefe",
+                &[b"what do ya ", b"want for nothing?"]
+            )),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

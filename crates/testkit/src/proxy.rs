@@ -34,7 +34,12 @@ impl TcpProxy {
         let up = Arc::new(AtomicBool::new(true));
         let connections = Arc::new(Mutex::new(CancellationToken::new()));
         let accept_loop = tokio::spawn(accept(listener, upstream, up.clone(), connections.clone()));
-        Ok(TcpProxy { addr, up, connections, accept_loop })
+        Ok(TcpProxy {
+            addr,
+            up,
+            connections,
+            accept_loop,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -80,7 +85,9 @@ async fn accept(
         }
         let token = lock(&connections).clone();
         tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
             tokio::select! {
                 _ = copy_bidirectional(&mut client, &mut server) => {}
                 _ = token.cancelled() => {}

@@ -1,0 +1,27 @@
+//! `hookline-api`: the HTTP face of Hookline.
+//!
+//! An actix-web server with both API surfaces of DESIGN.md — the flexEngage webhook routes
+//! (`/v1/{brandId}/webhooks…`) and the FDX routes (`/v1/services/webhook…`) — bearer-token
+//! auth, per-brand rate limits, health checks, and migrations at start. `main.rs` only parses
+//! the command line and calls [`cli::run`]; tests build [`startup::Application`] directly.
+//!
+//! Layout:
+//! - `cli.rs`: `serve`, `migrate`, `token`.
+//! - `startup.rs`: building the server from settings; database preparation.
+//! - `state.rs`: what handlers share (pool, authenticator, rate limiter, settings).
+//! - `auth/`: JWT verification, the `Principal` extractor, token minting.
+//! - `error.rs`: the one error type and its flexEngage and FDX renderings.
+//! - `manage.rs`: webhook operations both surfaces share.
+//! - `routes/`: one file per resource.
+//! - `telemetry.rs`: logging.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod manage;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::Application;

@@ -1,0 +1,76 @@
+//! Webhook management shared by the flexEngage and FDX surfaces: both write the same rows.
+
+use chrono::Utc;
+use hookline_domain::{ErrorCode, WebhookSecret};
+use hookline_store::{models::NewWebhook, models::Webhook, webhooks, StoreError};
+use uuid::Uuid;
+
+use crate::{error::ApiError, routes::views::WebhookInput, state::AppState};
+
+/// A created webhook and the secret it signs with (generated when the brand gave none).
+#[derive(Debug)]
+pub struct Created {
+    pub webhook: Webhook,
+    pub secret: WebhookSecret,
+}
+
+#[tracing::instrument(skip_all, fields(brand = brand))]
+pub async fn create(
+    state: &AppState,
+    brand: &str,
+    input: WebhookInput,
+) -> Result<Created, ApiError> {
+    let secret = input.secret.unwrap_or_else(WebhookSecret::generate);
+    let event_types: Vec<String> = input
+        .subscriptions
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let new = NewWebhook {
+        // UUIDv7: ids sort by creation time, like event ids.
+        id: Uuid::now_v7(),
+        brand_id: brand,
+        endpoint: input.endpoint.as_str(),
+        event_types: &event_types,
+        enabled: input.enabled,
+        secret: secret.expose(),
+    };
+    let mut conn = state.conn().await?;
+    match webhooks::create(&mut conn, &new).await {
+        Ok(webhook) => {
+            tracing::info!(webhook_id = %webhook.id, "webhook created");
+            Ok(Created { webhook, secret })
+        }
+        Err(StoreError::Conflict(_)) => Err(ApiError::new(
+            ErrorCode::Whk0009,
+            format!(
+                "A webhook for endpoint: {} and eventTypes: {} already exists",
+                input.endpoint.as_str(),
+                serde_json::to_string(&event_types).unwrap_or_default()
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get(state: &AppState, brand: &str, id: Uuid) -> Result<Option<Webhook>, ApiError> {
+    let mut conn = state.conn().await?;
+    Ok(webhooks::get(&mut conn, brand, id).await?)
+}
+
+/// Rotates a webhook's secret: the old one keeps signing beside the new one for the configured
+/// grace period, so receivers can switch without dropping deliveries.
+pub async fn rotate(
+    state: &AppState,
+    brand: &str,
+    id: Uuid,
+    secret: Option<WebhookSecret>,
+) -> Result<Option<(Webhook, WebhookSecret)>, ApiError> {
+    let secret = secret.unwrap_or_else(WebhookSecret::generate);
+    let grace = chrono::Duration::from_std(state.settings.delivery.secret_rotation_grace)
+        .unwrap_or_else(|_| chrono::Duration::hours(24));
+    let mut conn = state.conn().await?;
+    let rotated =
+        webhooks::rotate_secret(&mut conn, brand, id, secret.expose(), Utc::now() + grace).await?;
+    Ok(rotated.map(|w| (w, secret)))
+}

@@ -1,0 +1,249 @@
+//! FDX routes (`shared/spec/fdx-create-webhook.txt`): `POST /v1/services/webhook` as the spec
+//! describes it, and what a user of that API expects beside it — list, get, delete and
+//! `PUT …/{webhookId}/status` — over the same store as the flexEngage routes.
+//!
+//! The brand is not in the path: it comes from the token ([`Principal::fdx_brand`]).
+//! `eventName` takes the FDX names (`Order_Shipped`, `Order_PartiallyShipped`) and, as an
+//! extension, any event type or group of the flexEngage tree. Responses carry the spec's
+//! `requestIdentifier / transactionDate / status / webhooks[]`; errors list every problem.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{SecondsFormat, Utc};
+use hookline_domain::{EndpointUrl, ErrorCode, EventType, Subscription};
+use hookline_store::{models::Webhook, webhooks};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    auth::{Principal, SCOPE_WEBHOOKS},
+    error::{ApiError, FdxError},
+    manage,
+    routes::views::{parse_optional_secret, WebhookInput},
+    state::AppState,
+};
+
+type Reply = Result<HttpResponse, FdxError>;
+
+fn admit(state: &AppState, principal: &Principal, req: &HttpRequest) -> Result<String, ApiError> {
+    let brand = principal.fdx_brand(req)?;
+    principal.authorize(SCOPE_WEBHOOKS, &brand)?;
+    state.rate_limit(&brand)?;
+    Ok(brand)
+}
+
+/// The FDX success envelope around `webhooks`.
+fn success(webhooks: Vec<Value>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "requestIdentifier": Uuid::new_v4().simple().to_string(),
+        // The spec's sample: "2018-09-20T15:12:54-05:00" — seconds and a numeric offset.
+        "transactionDate": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, false),
+        "status": "success",
+        "webhooks": webhooks,
+    }))
+}
+
+fn describe(w: &Webhook) -> Value {
+    let event_name = match w.event_types.as_slice() {
+        [only] => EventType::parse(only)
+            .ok()
+            .and_then(|t| t.fdx_name())
+            .map_or_else(|| only.clone(), str::to_owned),
+        _ => w.event_types.join(","),
+    };
+    json!({
+        "webhookId": w.id,
+        "eventName": event_name,
+        "url": w.endpoint,
+        "status": if w.enabled { "ACTIVE" } else { "INACTIVE" },
+    })
+}
+
+fn webhook_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::code(ErrorCode::Whk0004))
+}
+
+fn input_failed(field: &str, reason: impl std::fmt::Display) -> String {
+    format!("{} {field}: {reason}", ErrorCode::Cmr0001.description())
+}
+
+/// Validates `{eventName, url, secret?}`, naming every problem with its catalogue code.
+fn parse_create(body: &Value, state: &AppState) -> Result<WebhookInput, ApiError> {
+    let mut problems: Vec<(ErrorCode, String)> = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::new(
+            ErrorCode::Cmr0001,
+            input_failed("body", "must be a JSON object"),
+        ));
+    };
+    let subscription = match obj.get("eventName") {
+        None | Some(Value::Null) => {
+            problems.push((ErrorCode::Whk0001, ErrorCode::Whk0001.description().into()));
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.push((ErrorCode::Whk0001, ErrorCode::Whk0001.description().into()));
+            None
+        }
+        Some(Value::String(s)) => match Subscription::parse(s) {
+            Ok(sub) => Some(sub),
+            Err(_) => {
+                problems.push((
+                    ErrorCode::Whk0002,
+                    format!("{}: {s}", ErrorCode::Whk0002.description()),
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push((ErrorCode::Whk0002, ErrorCode::Whk0002.description().into()));
+            None
+        }
+    };
+    let endpoint = match obj.get("url") {
+        None | Some(Value::Null) => {
+            problems.push((ErrorCode::Whk0003, ErrorCode::Whk0003.description().into()));
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            problems.push((ErrorCode::Whk0003, ErrorCode::Whk0003.description().into()));
+            None
+        }
+        Some(Value::String(s)) => match EndpointUrl::parse(s, &state.url_policy) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                problems.push((ErrorCode::Cmr0001, input_failed("url", e)));
+                None
+            }
+        },
+        Some(_) => {
+            problems.push((ErrorCode::Cmr0001, input_failed("url", "must be a string")));
+            None
+        }
+    };
+    let mut secret_problems = BTreeMap::new();
+    let secret = parse_optional_secret(obj.get("secret"), "secret", &mut secret_problems);
+    for (field, reason) in secret_problems {
+        problems.push((ErrorCode::Cmr0001, input_failed(&field, reason)));
+    }
+    match (subscription, endpoint) {
+        (Some(sub), Some(endpoint)) if problems.is_empty() => Ok(WebhookInput {
+            endpoint,
+            subscriptions: vec![sub],
+            enabled: true,
+            secret,
+        }),
+        _ => {
+            let mut iter = problems.into_iter();
+            let (code, description) = iter
+                .next()
+                .unwrap_or((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
+            Err(iter.fold(ApiError::new(code, description), |err, (c, d)| {
+                err.and(c, d)
+            }))
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Reply {
+    let brand = admit(&state, &principal, &req)?;
+    let input = parse_create(&body, &state)?;
+    let generated = input.secret.is_none();
+    let created = manage::create(&state, &brand, input).await.map_err(|e| {
+        if e.error_code() == ErrorCode::Whk0009 {
+            ApiError::code(ErrorCode::Whk0009)
+        } else {
+            e
+        }
+    })?;
+    let mut entry = json!({ "webhookId": created.webhook.id });
+    if generated {
+        // Hookline extension: a generated secret is shown once, here, so the brand can verify
+        // `X-FDX-SC-Signature`.
+        entry["secret"] = json!(created.secret.expose());
+    }
+    Ok(success(vec![entry]))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list(principal: Principal, state: web::Data<AppState>, req: HttpRequest) -> Reply {
+    let brand = admit(&state, &principal, &req)?;
+    let mut conn = state.conn().await?;
+    let rows = webhooks::list(&mut conn, &brand).await?;
+    Ok(success(rows.iter().map(describe).collect()))
+}
+
+async fn find(state: &AppState, brand: &str, raw_id: &str) -> Result<Webhook, ApiError> {
+    let id = webhook_id(raw_id)?;
+    manage::get(state, brand, id)
+        .await?
+        .ok_or_else(|| ApiError::code(ErrorCode::Whk0004))
+}
+
+#[tracing::instrument(skip_all, fields(webhook_id = %path))]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Reply {
+    let brand = admit(&state, &principal, &req)?;
+    let webhook = find(&state, &brand, &path).await?;
+    Ok(success(vec![describe(&webhook)]))
+}
+
+#[tracing::instrument(skip_all, fields(webhook_id = %path))]
+pub async fn delete(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Reply {
+    let brand = admit(&state, &principal, &req)?;
+    let id = webhook_id(&path)?;
+    let mut conn = state.conn().await?;
+    if webhooks::delete(&mut conn, &brand, id).await? {
+        Ok(success(vec![json!({ "webhookId": id })]))
+    } else {
+        Err(ApiError::code(ErrorCode::Whk0004).into())
+    }
+}
+
+/// `PUT /v1/services/webhook/{webhookId}/status` with `{"status": "ACTIVE" | "INACTIVE"}`.
+#[tracing::instrument(skip_all, fields(webhook_id = %path))]
+pub async fn set_status(
+    principal: Principal,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Reply {
+    let brand = admit(&state, &principal, &req)?;
+    let id = webhook_id(&path)?;
+    let enabled = match body.get("status") {
+        None | Some(Value::Null) => return Err(ApiError::code(ErrorCode::Cmr0003).into()),
+        Some(Value::String(s)) if s == "ACTIVE" => true,
+        Some(Value::String(s)) if s == "INACTIVE" => false,
+        Some(_) => return Err(ApiError::code(ErrorCode::Whk0005).into()),
+    };
+    let mut conn = state.conn().await?;
+    let Some((was, webhook)) = webhooks::set_enabled(&mut conn, &brand, id, enabled).await? else {
+        return Err(ApiError::code(ErrorCode::Whk0004).into());
+    };
+    if was == enabled {
+        let code = if enabled {
+            ErrorCode::Whk0006
+        } else {
+            ErrorCode::Whk0007
+        };
+        return Err(ApiError::new(code, code.describe(Some(&id.to_string()))).into());
+    }
+    Ok(success(vec![describe(&webhook)]))
+}

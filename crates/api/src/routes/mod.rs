@@ -1,0 +1,95 @@
+//! HTTP routes, one file per resource.
+//!
+//! - `health.rs`: `/healthz`, `/readyz` (no auth).
+//! - `webhooks.rs`: the flexEngage webhook routes `/v1/{brandId}/webhooks…`.
+//! - `fdx.rs`: the FDX routes `/v1/services/webhook…`.
+//! - `json.rs`: body and query extraction errors in the API's error shapes.
+//! - `views.rs`: response bodies shared by both surfaces.
+
+pub mod fdx;
+pub mod health;
+pub mod json;
+pub mod views;
+pub mod webhooks;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use uuid::Uuid;
+
+use crate::error::{ApiError, Surface};
+
+/// Every route the server has. `startup` mounts this; the OpenAPI contract test walks it.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
+        .service(
+            web::resource("/v1/services/webhook")
+                .route(web::post().to(fdx::create))
+                .route(web::get().to(fdx::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/services/webhook/{webhookId}")
+                .route(web::get().to(fdx::get))
+                .route(web::delete().to(fdx::delete))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/services/webhook/{webhookId}/status")
+                .route(web::put().to(fdx::set_status))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks")
+                .route(web::post().to(webhooks::create))
+                .route(web::get().to(webhooks::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}")
+                .route(web::get().to(webhooks::get))
+                .route(web::patch().to(webhooks::patch))
+                .route(web::delete().to(webhooks::delete))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}/secret")
+                .route(web::get().to(webhooks::get_secret))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
+                .route(web::post().to(webhooks::rotate_secret))
+                .default_service(web::to(method_not_allowed)),
+        );
+}
+
+/// Unknown paths answer in the API's error shape rather than actix's empty 404.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(
+        ApiError::not_found(format!("No route for {} {}", req.method(), req.path()))
+            .on(Surface::of(&req)),
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        hookline_domain::ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.path()),
+    )
+    .on(Surface::of(&req)))
+}
+
+/// A webhook id from a path. A malformed one cannot name an existing webhook, so it is the
+/// same 404 as an unknown one (never a 500, never a 400 that confirms the route).
+pub fn parse_webhook_id(brand: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| webhook_not_found(brand, raw))
+}
+
+/// flexEngage spec example: "A webhook with ID: 123 for brandId: ABC was not found".
+pub fn webhook_not_found(brand: &str, id: &str) -> ApiError {
+    ApiError::new(
+        hookline_domain::ErrorCode::Whk0004,
+        format!("A webhook with ID: {id} for brandId: {brand} was not found"),
+    )
+}

@@ -1,0 +1,165 @@
+//! Response bodies and the request validation both surfaces share.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_domain::{normalize, EndpointUrl, Subscription, UrlPolicy, WebhookSecret};
+use hookline_store::models::Webhook;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// RFC 3339 with milliseconds and `Z`, the `date-time` format of both specs.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// flexEngage `WebhookResponse`; `secret` only on creation.
+#[derive(Debug, Serialize)]
+pub struct WebhookView {
+    pub id: Uuid,
+    pub created: String,
+    pub updated: String,
+    pub endpoint: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: w.id,
+            created: timestamp(w.created),
+            updated: timestamp(w.updated),
+            endpoint: w.endpoint.clone(),
+            events: w.event_types.clone(),
+            enabled: w.enabled,
+            secret: None,
+        }
+    }
+}
+
+/// A webhook as a brand asked for it, every field valid.
+#[derive(Debug)]
+pub struct WebhookInput {
+    pub endpoint: EndpointUrl,
+    pub subscriptions: Vec<Subscription>,
+    pub enabled: bool,
+    pub secret: Option<WebhookSecret>,
+}
+
+/// At most this many subscriptions on one webhook: every leaf of the tree fits many times over.
+pub const MAX_SUBSCRIPTIONS: usize = 100;
+
+/// Validates a flexEngage `WebhookRequest`, collecting every invalid field at once
+/// (`validations`: field → message) rather than stopping at the first.
+pub fn parse_webhook_request(
+    body: &Value,
+    policy: &UrlPolicy,
+) -> Result<WebhookInput, BTreeMap<String, String>> {
+    let mut problems = BTreeMap::new();
+    let Some(obj) = body.as_object() else {
+        problems.insert("body".into(), "the body must be a JSON object".into());
+        return Err(problems);
+    };
+    let endpoint = match obj.get("endpoint") {
+        None | Some(Value::Null) => {
+            problems.insert("endpoint".into(), "endpoint is required".into());
+            None
+        }
+        Some(Value::String(s)) => match EndpointUrl::parse(s, policy) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                problems.insert("endpoint".into(), e.to_string());
+                None
+            }
+        },
+        Some(_) => {
+            problems.insert("endpoint".into(), "endpoint must be a string".into());
+            None
+        }
+    };
+    let subscriptions = match obj.get("events") {
+        None | Some(Value::Null) => {
+            problems.insert("events".into(), "events is required".into());
+            None
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            problems.insert(
+                "events".into(),
+                "events must name at least one event type".into(),
+            );
+            None
+        }
+        Some(Value::Array(items)) if items.len() > MAX_SUBSCRIPTIONS => {
+            problems.insert(
+                "events".into(),
+                format!("events may name at most {MAX_SUBSCRIPTIONS} event types"),
+            );
+            None
+        }
+        Some(Value::Array(items)) => {
+            let mut subs = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str().map(Subscription::parse) {
+                    Some(Ok(sub)) => subs.push(sub),
+                    Some(Err(e)) => {
+                        problems.insert(format!("events[{i}]"), e.to_string());
+                    }
+                    None => {
+                        problems.insert(format!("events[{i}]"), "must be a string".into());
+                    }
+                }
+            }
+            Some(normalize(subs))
+        }
+        Some(_) => {
+            problems.insert(
+                "events".into(),
+                "events must be an array of event types".into(),
+            );
+            None
+        }
+    };
+    let enabled = match obj.get("enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.insert("enabled".into(), "enabled must be a boolean".into());
+            true
+        }
+    };
+    let secret = parse_optional_secret(obj.get("secret"), "secret", &mut problems);
+    match (endpoint, subscriptions) {
+        (Some(endpoint), Some(subscriptions)) if problems.is_empty() => Ok(WebhookInput {
+            endpoint,
+            subscriptions,
+            enabled,
+            secret,
+        }),
+        _ => Err(problems),
+    }
+}
+
+pub fn parse_optional_secret(
+    value: Option<&Value>,
+    field: &str,
+    problems: &mut BTreeMap<String, String>,
+) -> Option<WebhookSecret> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match WebhookSecret::parse(s) {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                problems.insert(field.into(), e.to_string());
+                None
+            }
+        },
+        Some(_) => {
+            problems.insert(field.into(), format!("{field} must be a string"));
+            None
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! flexEngage webhook routes (`shared/spec/flexengage-webhooks.yaml`, `/v1/{brandId}/webhooks`).
+
+use std::collections::BTreeMap;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use hookline_domain::ErrorCode;
+use hookline_store::webhooks;
+use serde_json::{json, Value};
+
+use super::{parse_webhook_id, views, webhook_not_found};
+use crate::{
+    auth::{Principal, SCOPE_WEBHOOKS},
+    error::ApiError,
+    manage,
+    state::AppState,
+};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+/// Authenticated, authorised and within its rate limit: the common start of every route.
+fn admit(state: &AppState, principal: &Principal, brand: &str) -> Result<(), ApiError> {
+    principal.authorize(SCOPE_WEBHOOKS, brand)?;
+    state.rate_limit(brand)
+}
+
+#[tracing::instrument(skip_all, fields(brand = %path))]
+pub async fn create(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Reply {
+    let brand = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let input =
+        views::parse_webhook_request(&body, &state.url_policy).map_err(ApiError::validation)?;
+    let created = manage::create(&state, &brand, input).await?;
+    let mut view = views::WebhookView::from(&created.webhook);
+    view.secret = Some(created.secret.expose().to_owned());
+    let location = location(&state, &req, &brand, &created.webhook.id.to_string());
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(view))
+}
+
+/// `Location` of a created webhook: absolute, from `http.public_url` or the request's own
+/// scheme and host (RFC 9110 §10.2.2 allows either; absolute is friendlier to clients).
+fn location(state: &AppState, req: &HttpRequest, brand: &str, id: &str) -> String {
+    let base = &state.settings.http.public_url;
+    let path = format!("/v1/{brand}/webhooks/{id}");
+    if base.is_empty() {
+        let info = req.connection_info();
+        format!("{}://{}{path}", info.scheme(), info.host())
+    } else {
+        format!("{}{path}", base.trim_end_matches('/'))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(brand = %path))]
+pub async fn list(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Reply {
+    let brand = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let mut conn = state.conn().await?;
+    let rows = webhooks::list(&mut conn, &brand).await?;
+    let views: Vec<views::WebhookView> = rows.iter().map(views::WebhookView::from).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    match manage::get(&state, &brand, id).await? {
+        Some(w) => Ok(HttpResponse::Ok().json(views::WebhookView::from(&w))),
+        None => Err(webhook_not_found(&brand, &raw_id)),
+    }
+}
+
+/// flexEngage `PATCH`: `{"enabled": bool}` → 204, no body.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn patch(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    let enabled = match body.get("enabled") {
+        Some(Value::Bool(b)) => *b,
+        other => {
+            let message = if other.is_none_or(Value::is_null) {
+                "enabled is required"
+            } else {
+                "enabled must be a boolean"
+            };
+            return Err(ApiError::validation(BTreeMap::from([(
+                "enabled".to_owned(),
+                message.to_owned(),
+            )])));
+        }
+    };
+    let mut conn = state.conn().await?;
+    match webhooks::set_enabled(&mut conn, &brand, id, enabled).await? {
+        Some(_) => {
+            tracing::info!(enabled, "webhook toggled");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(webhook_not_found(&brand, &raw_id)),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn delete(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    let mut conn = state.conn().await?;
+    if webhooks::delete(&mut conn, &brand, id).await? {
+        tracing::info!("webhook deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(webhook_not_found(&brand, &raw_id))
+    }
+}
+
+/// `GET …/{id}/secret`: the signing secret, for a brand that lost the creation response.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn get_secret(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    match manage::get(&state, &brand, id).await? {
+        Some(w) => Ok(HttpResponse::Ok().json(json!({
+            "secret": w.secret,
+            "previousSecretExpires": w.previous_secret_expires_at.map(views::timestamp),
+        }))),
+        None => Err(webhook_not_found(&brand, &raw_id)),
+    }
+}
+
+/// `POST …/{id}/secret/rotate` with an optional `{"secret": "…"}`: a new secret now, the old
+/// one still signing beside it for `delivery.secret_rotation_grace`.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn rotate_secret(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    admit(&state, &principal, &brand)?;
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    // The body is optional here, so it is read as bytes: an empty body means "generate one".
+    let body: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Cmr0001,
+                format!("The request body is not valid JSON: {e}"),
+            )
+        })?)
+    };
+    let mut problems = BTreeMap::new();
+    let given = body
+        .as_ref()
+        .and_then(|b| views::parse_optional_secret(b.get("secret"), "secret", &mut problems));
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    match manage::rotate(&state, &brand, id, given).await? {
+        Some((w, secret)) => Ok(HttpResponse::Ok().json(json!({
+            "secret": secret.expose(),
+            "previousSecretExpires": w.previous_secret_expires_at.map(views::timestamp),
+        }))),
+        None => Err(webhook_not_found(&brand, &raw_id)),
+    }
+}

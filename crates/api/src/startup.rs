@@ -1,0 +1,124 @@
+//! Building and running the server: `Application::build(settings)` then
+//! `run_until_stopped()`, so tests start exactly what `main` starts, on port 0.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use hookline_config::{ExposeSecret, Settings};
+use hookline_store::{migrate, pool, Pool};
+
+use crate::{
+    auth::Authenticator,
+    routes::{self, json::json_config},
+    state::AppState,
+};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Creates the database if asked and allowed, then applies migrations under the store's
+/// advisory lock. Used by `serve` (when `database.migrate_on_start`) and by `migrate`.
+pub async fn prepare_database(settings: &Settings, create: bool) -> anyhow::Result<()> {
+    let url = settings.database.url.expose_secret();
+    if create {
+        match migrate::ensure_database(url).await {
+            Ok(true) => tracing::info!("created the database"),
+            Ok(false) => {}
+            // Not fatal: the role may lack CREATEDB while the database exists under another
+            // name in the URL's server; migration below reports the real problem if any.
+            Err(e) => tracing::warn!(error = %e, "could not check or create the database"),
+        }
+    }
+    let applied = migrate::run_migrations(url).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    Ok(())
+}
+
+pub fn build_pool(settings: &Settings) -> anyhow::Result<Pool> {
+    let db = &settings.database;
+    let opts = pool::PoolOptions {
+        max_size: db.pool_size,
+        wait_timeout: db.pool_wait_timeout,
+        connect_timeout: db.connect_timeout,
+        statement_timeout: db.statement_timeout,
+    };
+    Ok(pool::build_pool(db.url.expose_secret(), &opts)?)
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.uses_dev_secret() {
+            tracing::warn!(
+                "auth.hs256_secret is the dev default: anyone can mint tokens; set \
+                 HOOKLINE__AUTH__HS256_SECRET before exposing this server"
+            );
+        }
+        if settings.database.migrate_on_start {
+            prepare_database(&settings, settings.database.create_if_missing).await?;
+        }
+        let pool = build_pool(&settings)?;
+        let auth = Authenticator::from_settings(&settings.auth)?;
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState::new(settings.clone(), pool, auth));
+        let listener = TcpListener::bind(&settings.http.bind)?;
+        let port = listener.local_addr()?.port();
+        let json_limit = settings.http.max_json_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(json_config(json_limit))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+        tracing::info!(port, "hookline-api listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix stops accepting, lets in-flight requests finish
+    /// within the grace period, then returns) or until the server handle stops it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.prune_rate_limits();
+            }
+        });
+        let result = self.server.await;
+        pruner.abort();
+        result
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `hookline-api`: the real server in-process on port 0, the real
+//! Postgres of this machine, each test in a database of its own (see `helpers`).
+
+mod auth;
+mod fdx;
+mod health;
+mod helpers;
+mod outage;
+mod webhooks;
