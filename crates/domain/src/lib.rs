@@ -8,12 +8,18 @@
 //! The API and the worker both apply these rules, so they live here, once.
 
 pub mod endpoint;
+pub mod envelope;
 pub mod errors;
 pub mod event_type;
+pub mod message;
+pub mod retry;
 pub mod secret;
 pub mod sign;
 
 pub use endpoint::{is_forbidden_ip, EndpointError, EndpointUrl, UrlPolicy, MAX_ENDPOINT_LEN};
+pub use envelope::envelope_json;
 pub use errors::ErrorCode;
 pub use event_type::{matches, normalize, EventType, EventTypeError, Subscription};
+pub use message::DeliveryMessage;
+pub use retry::{parse_retry_after, RetrySchedule, ScheduleError};
 pub use secret::{SecretError, WebhookSecret};

@@ -2,12 +2,15 @@
 //! pooled async connection (diesel-async + deadpool, no libpq), and every query the API and
 //! the worker run. No other crate writes SQL.
 
+pub mod deliveries;
 pub mod error;
+pub mod events;
 pub mod migrate;
 pub mod models;
 pub mod pool;
 pub mod schema;
 pub mod webhooks;
+pub mod worker_queries;
 
 #[cfg(feature = "testing")]
 pub mod testing;

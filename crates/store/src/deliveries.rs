@@ -1,0 +1,314 @@
+//! Delivery rows: what the worker claims, sends and records, and what the event log shows.
+//!
+//! A delivery is PENDING until an attempt succeeds (SUCCESS) or the schedule is exhausted
+//! (FAILURE). `next_attempt_at` says when it is due; `leased_until` says until when a message
+//! for it is in the queue or in a worker. The scheduler publishes rows that are due and not
+//! leased ([`claim_due`]), so neither a broker outage nor a killed worker loses one.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{BigInt, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use hookline_domain::DeliveryMessage;
+use uuid::Uuid;
+
+use crate::{
+    models::{Attempt, Delivery, Event, NewAttempt, Webhook},
+    schema::{attempts, deliveries, events, webhooks},
+    StoreError,
+};
+
+pub const PENDING: &str = "PENDING";
+pub const SUCCESS: &str = "SUCCESS";
+pub const FAILURE: &str = "FAILURE";
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// Everything the worker needs to send one delivery.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery: Delivery,
+    pub event: Event,
+    pub webhook: Webhook,
+}
+
+/// `None` when the delivery no longer exists (its webhook or event was deleted).
+pub async fn load_job(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    event_id: Uuid,
+) -> Result<Option<Job>, StoreError> {
+    let row = deliveries::table
+        .inner_join(events::table)
+        .inner_join(webhooks::table)
+        .filter(deliveries::webhook_id.eq(webhook_id))
+        .filter(deliveries::event_id.eq(event_id))
+        .select((
+            Delivery::as_select(),
+            Event::as_select(),
+            Webhook::as_select(),
+        ))
+        .first::<(Delivery, Event, Webhook)>(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(delivery, event, webhook)| Job {
+        delivery,
+        event,
+        webhook,
+    }))
+}
+
+/// What a delivery becomes after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextState {
+    Success,
+    /// Failed; try again at this time.
+    Retry {
+        at: DateTime<Utc>,
+    },
+    /// Failed for good (schedule exhausted, or the one extra attempt of a manual retry).
+    Failure,
+}
+
+/// An attempt to record and the state it leaves its delivery in.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub attempt: NewAttempt,
+    pub next: NextState,
+}
+
+/// Records attempts and moves their deliveries on, in one transaction: one INSERT for all
+/// attempt rows, then one UPDATE per delivery. Only PENDING deliveries are moved, so a repeated
+/// message cannot turn a final delivery back.
+pub async fn record_attempts(
+    conn: &mut AsyncPgConnection,
+    recorded: &[Recorded],
+) -> Result<(), StoreError> {
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        let rows: Vec<&NewAttempt> = recorded.iter().map(|r| &r.attempt).collect();
+        diesel::insert_into(attempts::table)
+            .values(rows.into_iter().cloned().collect::<Vec<_>>())
+            .execute(conn)
+            .await?;
+        for r in recorded {
+            let target = deliveries::table
+                .filter(deliveries::webhook_id.eq(r.attempt.webhook_id))
+                .filter(deliveries::event_id.eq(r.attempt.event_id))
+                .filter(deliveries::status.eq(PENDING));
+            let (status, next_at) = match r.next {
+                NextState::Success => (SUCCESS, None),
+                NextState::Retry { at } => (PENDING, Some(at)),
+                NextState::Failure => (FAILURE, None),
+            };
+            diesel::update(target)
+                .set((
+                    deliveries::status.eq(status),
+                    deliveries::status_reason.eq(None::<String>),
+                    deliveries::attempt_count.eq(deliveries::attempt_count + 1),
+                    deliveries::next_attempt_at.eq(next_at),
+                    deliveries::leased_until.eq(None::<DateTime<Utc>>),
+                    // A manual retry is one attempt: whatever it gave, the flag is spent.
+                    deliveries::manual_retry.eq(false),
+                    deliveries::updated.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Ends a PENDING delivery without sending it (e.g. `webhook_disabled`), saying why.
+pub async fn finish_unsent(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    reason: &str,
+) -> Result<(), StoreError> {
+    diesel::update(
+        deliveries::table
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .filter(deliveries::event_id.eq(event_id))
+            .filter(deliveries::status.eq(PENDING)),
+    )
+    .set((
+        deliveries::status.eq(FAILURE),
+        deliveries::status_reason.eq(reason),
+        deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
+        deliveries::leased_until.eq(None::<DateTime<Utc>>),
+        deliveries::manual_retry.eq(false),
+        deliveries::updated.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Hands deliveries back to the scheduler: due at `at`, no lease. Used when a publish failed
+/// (`at` = now) and when a worker defers work for an endpoint at its in-flight cap or shuts
+/// down with work unsent.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    messages: &[DeliveryMessage],
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let webhook_ids: Vec<Uuid> = messages.iter().map(|m| m.webhook_id).collect();
+    let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
+    diesel::sql_query(
+        "UPDATE deliveries d SET next_attempt_at = $3, leased_until = NULL, updated = now() \
+         FROM unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
+         WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id AND d.status = 'PENDING'",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&webhook_ids)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_ids)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+}
+
+/// Leases up to `limit` deliveries that are due and not leased (retries whose time has come,
+/// publishes that failed, leases that ran out) for `lease`, and returns them for publishing.
+/// `SKIP LOCKED` lets every worker's scheduler run this at once without handing out a row twice.
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<DeliveryMessage>, StoreError> {
+    let rows: Vec<Claimed> = diesel::sql_query(
+        "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond' \
+         FROM (SELECT webhook_id, event_id FROM deliveries \
+               WHERE status = 'PENDING' AND next_attempt_at <= now() \
+                 AND (leased_until IS NULL OR leased_until <= now()) \
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
+         WHERE d.webhook_id = due.webhook_id AND d.event_id = due.event_id \
+         RETURNING d.webhook_id, d.event_id",
+    )
+    .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeliveryMessage {
+            webhook_id: r.webhook_id,
+            event_id: r.event_id,
+        })
+        .collect())
+}
+
+/// Deliveries due now but not yet handed out (a metric: the backlog).
+pub async fn count_due(conn: &mut AsyncPgConnection) -> Result<i64, StoreError> {
+    Ok(deliveries::table
+        .filter(deliveries::status.eq(PENDING))
+        .filter(deliveries::next_attempt_at.le(diesel::dsl::now))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+/// One page of a webhook's event log, newest first: events with `id < before` (the cursor),
+/// created in `[start, end)` when given.
+pub async fn list_for_webhook(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    size: i64,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    before: Option<Uuid>,
+) -> Result<Vec<(Delivery, Event)>, StoreError> {
+    let mut query = deliveries::table
+        .inner_join(events::table)
+        .filter(deliveries::webhook_id.eq(webhook_id))
+        .select((Delivery::as_select(), Event::as_select()))
+        .order(deliveries::event_id.desc())
+        .limit(size)
+        .into_boxed();
+    if let Some(start) = start {
+        query = query.filter(events::created.ge(start));
+    }
+    if let Some(end) = end {
+        query = query.filter(events::created.lt(end));
+    }
+    if let Some(before) = before {
+        query = query.filter(deliveries::event_id.lt(before));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// A delivery with its event and every attempt, oldest first.
+pub async fn get_for_webhook(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    event_id: Uuid,
+) -> Result<Option<(Delivery, Event, Vec<Attempt>)>, StoreError> {
+    let Some((delivery, event)) = deliveries::table
+        .inner_join(events::table)
+        .filter(deliveries::webhook_id.eq(webhook_id))
+        .filter(deliveries::event_id.eq(event_id))
+        .select((Delivery::as_select(), Event::as_select()))
+        .first::<(Delivery, Event)>(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let attempts = attempts::table
+        .filter(attempts::webhook_id.eq(webhook_id))
+        .filter(attempts::event_id.eq(event_id))
+        .order((attempts::created.asc(), attempts::id.asc()))
+        .select(Attempt::as_select())
+        .load(conn)
+        .await?;
+    Ok(Some((delivery, event, attempts)))
+}
+
+/// Queues one more attempt now and leases the delivery for the caller to publish. A final
+/// delivery becomes PENDING for exactly one attempt (`manual_retry`); a pending one is simply
+/// made due now. `None` when there is no such delivery.
+pub async fn request_retry(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    lease: Duration,
+) -> Result<Option<Delivery>, StoreError> {
+    let now = Utc::now();
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::webhook_id.eq(webhook_id))
+            .filter(deliveries::event_id.eq(event_id)),
+    )
+    .set((
+        deliveries::manual_retry.eq(deliveries::status.ne(PENDING).or(deliveries::manual_retry)),
+        deliveries::status.eq(PENDING),
+        deliveries::status_reason.eq(None::<String>),
+        deliveries::next_attempt_at.eq(Some(now)),
+        deliveries::leased_until.eq(Some(now + chrono_duration(lease))),
+        deliveries::updated.eq(diesel::dsl::now),
+    ))
+    .returning(Delivery::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
