@@ -118,6 +118,12 @@ impl ApiError {
         err
     }
 
+    /// Names the invalid field in `validations`, keeping this error's code.
+    pub fn with_validation(mut self, field: &str, message: impl Into<String>) -> Self {
+        self.validations.insert(field.to_owned(), message.into());
+        self
+    }
+
     /// Adds another problem (FDX lists every one; flexEngage shows the first).
     pub fn and(mut self, code: ErrorCode, description: impl Into<String>) -> Self {
         self.problems.push(Problem {

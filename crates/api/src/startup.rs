@@ -5,11 +5,15 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, web, App, HttpServer};
 use hookline_config::{ExposeSecret, Settings};
+use hookline_queue::{Names, Publisher};
 use hookline_store::{migrate, pool, Pool};
 
 use crate::{
     auth::Authenticator,
-    routes::{self, json::json_config},
+    routes::{
+        self,
+        json::{json_config, query_config},
+    },
     state::AppState,
 };
 
@@ -75,16 +79,27 @@ impl Application {
         let pool = build_pool(&settings)?;
         let auth = Authenticator::from_settings(&settings.auth)?;
         let settings = Arc::new(settings);
-        let state = web::Data::new(AppState::new(settings.clone(), pool, auth));
+        let publisher = Arc::new(Publisher::new(
+            settings.amqp.url.expose_secret().to_owned(),
+            Names::from_prefix(&settings.amqp.prefix),
+        ));
+        // Declare the topology now if the broker is up; if not, ingest still works (deliveries
+        // stay due in Postgres) and the publisher connects on first use.
+        if let Err(e) = publisher.ensure_connected().await {
+            tracing::warn!(error = %e, "RabbitMQ unavailable at start; will publish when it returns");
+        }
+        let state = web::Data::new(AppState::new(settings.clone(), pool, auth, publisher));
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
         let json_limit = settings.http.max_json_bytes;
+        let event_limit = settings.http.max_event_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(json_config(json_limit))
-                .configure(routes::configure)
+                .app_data(query_config())
+                .configure(|cfg| routes::configure(cfg, event_limit))
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?

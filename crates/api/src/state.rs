@@ -5,6 +5,7 @@ use std::{num::NonZeroU32, sync::Arc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hookline_config::Settings;
 use hookline_domain::UrlPolicy;
+use hookline_queue::Publisher;
 use hookline_store::Pool;
 
 use crate::{auth::Authenticator, error::ApiError};
@@ -14,6 +15,8 @@ pub struct AppState {
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
     pub url_policy: UrlPolicy,
+    /// Publishes delivery messages after each ingest commit.
+    pub publisher: Arc<Publisher>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -26,7 +29,12 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, pool: Pool, auth: Authenticator) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: Pool,
+        auth: Authenticator,
+        publisher: Arc<Publisher>,
+    ) -> Self {
         let rl = &settings.rate_limit;
         let limiter = rl.enabled.then(|| {
             let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
@@ -42,6 +50,7 @@ impl AppState {
             auth,
             settings,
             url_policy,
+            publisher,
             limiter,
         }
     }

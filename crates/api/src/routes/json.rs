@@ -33,3 +33,15 @@ pub fn json_error(err: JsonPayloadError, req: &HttpRequest) -> ApiError {
     };
     api.on(surface)
 }
+
+/// Query-string errors (e.g. invalid percent-encoding) in the API's shape, not actix's text.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, req| {
+        ApiError::new(
+            ErrorCode::Cmr0001,
+            format!("The query string is invalid: {err}"),
+        )
+        .on(Surface::of(req))
+        .into()
+    })
+}

@@ -6,6 +6,7 @@
 //! - `json.rs`: body and query extraction errors in the API's error shapes.
 //! - `views.rs`: response bodies shared by both surfaces.
 
+pub mod events;
 pub mod fdx;
 pub mod health;
 pub mod json;
@@ -18,7 +19,8 @@ use uuid::Uuid;
 use crate::error::{ApiError, Surface};
 
 /// Every route the server has. `startup` mounts this; the OpenAPI contract test walks it.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// `max_event_bytes` bounds ingest bodies (other JSON bodies use the app-wide bound).
+pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
@@ -50,6 +52,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(webhooks::get))
                 .route(web::patch().to(webhooks::patch))
                 .route(web::delete().to(webhooks::delete))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/events")
+                .app_data(json::json_config(max_event_bytes))
+                .route(web::post().to(events::ingest))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}/events")
+                .route(web::get().to(events::list))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
+                .route(web::get().to(events::get))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
+                .route(web::post().to(events::retry))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

@@ -16,7 +16,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     /// Kept for its `Drop`: the database lives exactly as long as the app.
-    _db: TestDatabase,
+    db: TestDatabase,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -24,8 +24,22 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop accepting at once; the database is dropped right after by `TestDatabase`.
         drop(self.handle.stop(false));
+        // Remove this test's exchange and queue (on a thread: Drop may run inside a runtime).
+        let names = self.queue_names();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = runtime {
+                let _ = rt.block_on(hookline_queue::delete_topology(AMQP_URL, &names));
+            }
+        })
+        .join();
     }
 }
+
+/// The real RabbitMQ of this machine (tests use their own exchange and queue names on it).
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -39,6 +53,8 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
     settings.database.url = db.url.clone().into();
     settings.database.migrate_on_start = false;
     settings.http.bind = "127.0.0.1:0".into();
+    settings.amqp.url = AMQP_URL.into();
+    settings.amqp.prefix = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
     settings
 }
 
@@ -66,12 +82,21 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         base,
         client,
         settings,
-        _db: db,
+        db,
         handle,
     }
 }
 
 impl TestApp {
+    pub fn queue_names(&self) -> hookline_queue::Names {
+        hookline_queue::Names::from_prefix(&self.settings.amqp.prefix)
+    }
+
+    /// A pool on this test's database, to look at rows directly.
+    pub fn pool(&self) -> hookline_store::Pool {
+        self.db.pool()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -1,0 +1,375 @@
+//! Events: ingest (`POST /v1/{brandId}/events`) and each webhook's event log
+//! (`GET …/webhooks/{id}/events`, `GET …/events/{eventId}`, `POST …/events/{eventId}/retry`).
+//!
+//! Ingest writes the event and its deliveries in one transaction, then publishes one message
+//! per delivery. A publish that fails (broker down) does not fail the request: the deliveries
+//! are released to the worker's scheduler, which publishes them when the broker returns.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use hookline_domain::{DeliveryMessage, ErrorCode, EventType};
+use hookline_store::{
+    deliveries,
+    events::{self, Ingested},
+    models::{Attempt, Delivery, Event, NewEvent},
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{parse_webhook_id, views::timestamp, webhook_not_found};
+use crate::{
+    auth::{Principal, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
+    error::ApiError,
+    manage,
+    state::AppState,
+};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Event log page sizes.
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::validation(BTreeMap::from([(
+            "Idempotency-Key".to_owned(),
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )]))),
+    }
+}
+
+/// `{"type": "<leaf event type>", "data": {…}}`, every problem reported at once.
+fn parse_event(body: &Value) -> Result<(EventType, &Value), ApiError> {
+    let mut problems = BTreeMap::new();
+    let event_type = match body.get("type") {
+        None | Some(Value::Null) => {
+            problems.insert("type".to_owned(), "type is required".to_owned());
+            None
+        }
+        Some(Value::String(s)) => match EventType::parse(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // An unknown type or a group is the catalogue's "invalid event name".
+                let mut err = ApiError::new(ErrorCode::Whk0002, format!("{e}"));
+                err = err.with_validation("type", e.to_string());
+                return Err(err);
+            }
+        },
+        Some(_) => {
+            problems.insert("type".to_owned(), "type must be a string".to_owned());
+            None
+        }
+    };
+    let data = match body.get("data") {
+        Some(v @ Value::Object(_)) => Some(v),
+        None | Some(Value::Null) => {
+            problems.insert("data".to_owned(), "data is required".to_owned());
+            None
+        }
+        Some(_) => {
+            problems.insert("data".to_owned(), "data must be a JSON object".to_owned());
+            None
+        }
+    };
+    match (event_type, data) {
+        (Some(t), Some(d)) if problems.is_empty() => Ok((t, d)),
+        _ => Err(ApiError::validation(problems)),
+    }
+}
+
+/// `POST /v1/{brandId}/events` → 202 `{id, type, deliveries}`. The same `Idempotency-Key` again
+/// answers with the first event (and `Idempotent-Replayed: true`) and creates nothing.
+#[tracing::instrument(skip_all, fields(brand = %path, event_id))]
+pub async fn ingest(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Reply {
+    let brand = path.into_inner();
+    principal.authorize(SCOPE_PUBLISH, &brand)?;
+    state.rate_limit(&brand)?;
+    let key = idempotency_key(&req)?;
+    let (event_type, data) = parse_event(&body)?;
+    let new = NewEvent {
+        id: Uuid::now_v7(),
+        brand_id: &brand,
+        event_type: event_type.as_str(),
+        payload: data,
+        idempotency_key: key.as_deref(),
+    };
+    let lease = state.settings.worker.lease;
+    let mut conn = state.conn().await?;
+    let ingested = events::ingest(&mut conn, &new, &event_type.ancestors_and_self(), lease).await?;
+    tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
+    if ingested.created {
+        publish(&state, &mut conn, &ingested).await;
+    }
+    let mut res = HttpResponse::Accepted();
+    if !ingested.created {
+        res.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(res.json(json!({
+        "id": ingested.event.id,
+        "type": ingested.event.event_type,
+        "created": timestamp(ingested.event.created),
+        "deliveries": ingested.webhook_ids.len(),
+    })))
+}
+
+/// Publishes the new deliveries; on failure hands them to the scheduler at once instead of
+/// waiting for their lease to run out. Never fails the request: the rows are committed.
+async fn publish(state: &AppState, conn: &mut hookline_store::PooledConn, ingested: &Ingested) {
+    let messages: Vec<DeliveryMessage> = ingested
+        .webhook_ids
+        .iter()
+        .map(|&webhook_id| DeliveryMessage {
+            webhook_id,
+            event_id: ingested.event.id,
+        })
+        .collect();
+    if let Err(e) = state.publisher.publish(&messages).await {
+        tracing::warn!(error = %e, "publish failed; the scheduler will publish these deliveries");
+        if let Err(e) = deliveries::release(conn, &messages, Utc::now()).await {
+            // Still safe: the lease runs out and the scheduler publishes them then.
+            tracing::warn!(error = %e, "could not release the deliveries' lease");
+        }
+    }
+}
+
+fn page_entry(d: &Delivery, e: &Event) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "created": timestamp(e.created),
+        "updated": timestamp(d.updated),
+        // The spec's SUCCESS / FAILURE, plus PENDING while attempts remain.
+        "status": d.status,
+        "attempts": d.attempt_count,
+        "nextAttempt": d.next_attempt_at.map(timestamp),
+    })
+}
+
+fn attempt_view(a: &Attempt) -> Value {
+    let response = a.response_status_code.map(|code| {
+        json!({
+            "statusCode": code,
+            "headers": a.response_headers.clone().unwrap_or_else(|| json!({})),
+            "body": a.response_body.clone().unwrap_or_default(),
+            "time": a.response_time_ms,
+        })
+    });
+    json!({
+        "id": a.id,
+        "created": timestamp(a.created),
+        "status": a.status,
+        "request": { "endpoint": a.request_endpoint, "headers": a.request_headers },
+        "response": response,
+        "time": a.response_time_ms,
+        "error": a.error,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    size: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    start_id: Option<String>,
+}
+
+struct Page {
+    size: i64,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    start_id: Option<Uuid>,
+}
+
+fn parse_page(q: &PageQuery) -> Result<Page, ApiError> {
+    let mut problems = BTreeMap::new();
+    let size = match q.size.as_deref().map(str::parse::<i64>) {
+        None => DEFAULT_PAGE,
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            problems.insert(
+                "size".to_owned(),
+                format!("size must be an integer from 1 to {MAX_PAGE}"),
+            );
+            DEFAULT_PAGE
+        }
+    };
+    let mut time = |name: &str, raw: &Option<String>| {
+        raw.as_deref()
+            .and_then(|s| match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(_) => {
+                    problems.insert(
+                        name.to_owned(),
+                        format!("{name} must be an RFC 3339 date-time"),
+                    );
+                    None
+                }
+            })
+    };
+    let start = time("start", &q.start);
+    let end = time("end", &q.end);
+    let start_id = q
+        .start_id
+        .as_deref()
+        .and_then(|s| match Uuid::parse_str(s) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                problems.insert("startId".to_owned(), "startId must be a UUID".to_owned());
+                None
+            }
+        });
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            problems.insert("end".to_owned(), "end must not be before start".to_owned());
+        }
+    }
+    if problems.is_empty() {
+        Ok(Page {
+            size,
+            start,
+            end,
+            start_id,
+        })
+    } else {
+        Err(ApiError::validation(problems))
+    }
+}
+
+/// Resolves `{brandId}/webhooks/{id}` for the event log routes: authorised, rate limited, and
+/// the webhook belongs to the brand.
+async fn webhook_of(
+    state: &AppState,
+    principal: &Principal,
+    brand: &str,
+    raw_id: &str,
+) -> Result<hookline_store::models::Webhook, ApiError> {
+    principal.authorize(SCOPE_WEBHOOKS, brand)?;
+    state.rate_limit(brand)?;
+    let id = parse_webhook_id(brand, raw_id)?;
+    manage::get(state, brand, id)
+        .await?
+        .ok_or_else(|| webhook_not_found(brand, raw_id))
+}
+
+fn event_not_found(raw: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "No event with ID: {raw} was found for this webhook"
+    ))
+}
+
+/// `GET /v1/{brandId}/webhooks/{id}/events` → `WebhookEventsResponsePage`, newest first.
+/// `page.lastId` is the `startId` of the next page (exclusive) and null on the last page.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+pub async fn list(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageQuery>,
+) -> Reply {
+    let (brand, raw_id) = path.into_inner();
+    let webhook = webhook_of(&state, &principal, &brand, &raw_id).await?;
+    let page = parse_page(&query)?;
+    let mut conn = state.conn().await?;
+    // One row more than asked tells whether another page follows.
+    let mut rows = deliveries::list_for_webhook(
+        &mut conn,
+        webhook.id,
+        page.size + 1,
+        page.start,
+        page.end,
+        page.start_id,
+    )
+    .await?;
+    let more = rows.len() as i64 > page.size;
+    rows.truncate(usize::try_from(page.size).unwrap_or(0));
+    let last_id = if more {
+        rows.last().map(|(_, e)| e.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "events": rows.iter().map(|(d, e)| page_entry(d, e)).collect::<Vec<_>>(),
+        "page": { "size": page.size, "startId": page.start_id, "lastId": last_id },
+    })))
+}
+
+fn parse_event_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| event_not_found(raw))
+}
+
+/// `GET …/events/{eventId}` → `WebhookEventResponse` with every attempt, oldest first.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1, event_id = %path.2))]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Reply {
+    let (brand, raw_id, raw_event) = path.into_inner();
+    let webhook = webhook_of(&state, &principal, &brand, &raw_id).await?;
+    let event_id = parse_event_id(&raw_event)?;
+    let mut conn = state.conn().await?;
+    let Some((d, e, attempts)) =
+        deliveries::get_for_webhook(&mut conn, webhook.id, event_id).await?
+    else {
+        return Err(event_not_found(&raw_event));
+    };
+    let mut view = page_entry(&d, &e);
+    view["statusReason"] = json!(d.status_reason);
+    view["data"] = e.payload.clone();
+    view["attempts"] = attempts.iter().map(attempt_view).collect();
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST …/events/{eventId}/retry` → 202: one more attempt now, even after FAILURE.
+#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1, event_id = %path.2))]
+pub async fn retry(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Reply {
+    let (brand, raw_id, raw_event) = path.into_inner();
+    let webhook = webhook_of(&state, &principal, &brand, &raw_id).await?;
+    let event_id = parse_event_id(&raw_event)?;
+    if !webhook.enabled {
+        return Err(ApiError::new(
+            ErrorCode::Whk0008,
+            ErrorCode::Whk0008.describe(Some(&webhook.id.to_string())),
+        ));
+    }
+    let lease = state.settings.worker.lease;
+    let mut conn = state.conn().await?;
+    if deliveries::request_retry(&mut conn, webhook.id, event_id, lease)
+        .await?
+        .is_none()
+    {
+        return Err(event_not_found(&raw_event));
+    }
+    let message = DeliveryMessage {
+        webhook_id: webhook.id,
+        event_id,
+    };
+    if let Err(e) = state.publisher.publish(&[message]).await {
+        tracing::warn!(error = %e, "publish failed; the scheduler will publish the retry");
+        if let Err(e) = deliveries::release(&mut conn, &[message], Utc::now()).await {
+            tracing::warn!(error = %e, "could not release the delivery's lease");
+        }
+    }
+    Ok(HttpResponse::Accepted().json(json!({ "id": event_id, "status": "PENDING" })))
+}

@@ -1,0 +1,428 @@
+//! Ingest and the event log: deliveries per matching webhook, idempotency, the broker down at
+//! ingest, cursor pages, event detail and manual retry.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt as _;
+use hookline_api::auth::{Brands, SCOPE_WEBHOOKS};
+use hookline_domain::DeliveryMessage;
+use hookline_store::{
+    deliveries::{self, NextState, Recorded},
+    models::NewAttempt,
+};
+use lapin::options::BasicAckOptions;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp, AMQP_URL};
+
+const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
+
+async fn publish_event(
+    app: &TestApp,
+    brand: &str,
+    body: Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/v1/{brand}/events")))
+        .bearer_auth(app.token(brand))
+        .json(&body);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    req.send().await.expect("request")
+}
+
+/// Publishes an event that must be accepted; returns its id.
+async fn event(app: &TestApp, brand: &str, event_type: &str) -> String {
+    let res = publish_event(
+        app,
+        brand,
+        json!({ "type": event_type, "data": { "n": 1 } }),
+        None,
+    )
+    .await;
+    let body = json_of(res, 202).await;
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// Reads `n` messages from the test's queue.
+async fn queued(app: &TestApp, n: usize) -> Vec<DeliveryMessage> {
+    let conn = hookline_queue::connect(AMQP_URL).await.expect("connect");
+    let (_ch, mut consumer) = hookline_queue::consume(&conn, &app.queue_names(), 50, "test")
+        .await
+        .expect("consume");
+    let mut got = Vec::new();
+    while got.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("message within 10 s")
+            .expect("open")
+            .expect("delivery");
+        got.push(DeliveryMessage::from_bytes(&d.data).expect("message"));
+        d.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    got
+}
+
+#[tokio::test]
+async fn ingest_creates_one_delivery_per_matching_enabled_webhook_and_publishes_them() {
+    let app = spawn_app().await;
+    let leaf = app
+        .webhook("acme", "https://example.com/leaf", &[SHIPPED])
+        .await;
+    let group = app
+        .webhook("acme", "https://example.com/group", &["ORDER_EVENTS"])
+        .await;
+    app.webhook("acme", "https://example.com/other", &["RECEIPTS"])
+        .await;
+    app.webhook("other", "https://example.com/brand", &["ORDER_EVENTS"])
+        .await;
+    let disabled = app
+        .create_webhook(
+            "acme",
+            json!({ "endpoint": "https://example.com/off", "events": [SHIPPED], "enabled": false }),
+        )
+        .await;
+    assert_eq!(disabled.status(), 201);
+
+    let res = publish_event(
+        &app,
+        "acme",
+        json!({ "type": SHIPPED, "data": { "orderId": "42" } }),
+        None,
+    )
+    .await;
+    let body = json_of(res, 202).await;
+    assert_eq!(body["deliveries"], 2);
+    assert_eq!(body["type"], SHIPPED);
+    let event_id: Uuid = body["id"].as_str().expect("id").parse().expect("uuid");
+
+    let mut got: Vec<Uuid> = queued(&app, 2)
+        .await
+        .iter()
+        .map(|m| {
+            assert_eq!(m.event_id, event_id);
+            m.webhook_id
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<Uuid> = [&leaf, &group]
+        .iter()
+        .map(|w| w["id"].as_str().expect("id").parse().expect("uuid"))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_answers_with_the_first_event_and_creates_nothing() {
+    let app = spawn_app().await;
+    app.webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    let body = json!({ "type": SHIPPED, "data": {} });
+    let first = publish_event(&app, "acme", body.clone(), Some("order-42-shipped")).await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json_of(first, 202).await;
+    let again = publish_event(&app, "acme", body.clone(), Some("order-42-shipped")).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = json_of(again, 202).await;
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(again["deliveries"], 1);
+    // Keys are per brand; another key is another event.
+    let other = json_of(
+        publish_event(&app, "acme", body, Some("order-43-shipped")).await,
+        202,
+    )
+    .await;
+    assert_ne!(other["id"], first["id"]);
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("conn");
+    let wid: Uuid = json_of(app.get("/v1/acme/webhooks", &app.token("acme")).await, 200).await[0]
+        ["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let rows = deliveries::list_for_webhook(&mut conn, wid, 100, None, None, None)
+        .await
+        .expect("list");
+    assert_eq!(rows.len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_events_are_refused_in_the_error_shape() {
+    let app = spawn_app_with(|s| s.http.max_event_bytes = 1024).await;
+    let bad = |body: Value| publish_event(&app, "acme", body, None);
+    assert_flex_error(
+        bad(json!({ "type": "ORDER_EVENTS", "data": {} })).await,
+        422,
+        "ERR-WHK-0002",
+    )
+    .await;
+    assert_flex_error(
+        bad(json!({ "type": "NOPE", "data": {} })).await,
+        422,
+        "ERR-WHK-0002",
+    )
+    .await;
+    let body = assert_flex_error(bad(json!({ "data": [] })).await, 422, "ERR-CMR-0001").await;
+    assert!(
+        body["validations"]["type"].is_string() && body["validations"]["data"].is_string(),
+        "{body}"
+    );
+    let big = json!({ "type": SHIPPED, "data": { "x": "y".repeat(2000) } });
+    assert_flex_error(bad(big).await, 413, "ERR-HKL-0005").await;
+    let res = app
+        .client
+        .post(app.url("/v1/acme/events"))
+        .bearer_auth(app.token("acme"))
+        .header("Idempotency-Key", "")
+        .json(&json!({ "type": SHIPPED, "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    assert_flex_error(res, 422, "ERR-CMR-0001").await;
+    // Publishing needs its own scope, and the brand.
+    let manage_only = app.token_with(Brands::List(vec!["acme".into()]), &[SCOPE_WEBHOOKS]);
+    let res = app
+        .client
+        .post(app.url("/v1/acme/events"))
+        .bearer_auth(manage_only)
+        .json(&json!({ "type": SHIPPED, "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    assert_flex_error(res, 403, "ERR-HKL-0001").await;
+    let res = app
+        .client
+        .post(app.url("/v1/other/events"))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "type": SHIPPED, "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    assert_flex_error(res, 403, "ERR-HKL-0001").await;
+}
+
+#[tokio::test]
+async fn broker_down_at_ingest_still_accepts_and_leaves_the_deliveries_due_for_the_scheduler() {
+    // Nothing listens on port 1: every publish fails at once.
+    let app = spawn_app_with(|s| s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into()).await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    let id: Uuid = event(&app, "acme", SHIPPED).await.parse().expect("uuid");
+    let wid: Uuid = w["id"].as_str().expect("id").parse().expect("uuid");
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("conn");
+    // Released: due now and unleased, so the scheduler's next claim takes it.
+    let claimed = deliveries::claim_due(&mut conn, 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed,
+        vec![DeliveryMessage {
+            webhook_id: wid,
+            event_id: id
+        }]
+    );
+}
+
+#[tokio::test]
+async fn the_event_log_pages_newest_first_with_every_event_exactly_once() {
+    let app = spawn_app().await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &["ORDER_EVENTS"])
+        .await;
+    let wid = w["id"].as_str().expect("id").to_owned();
+    let mut published = Vec::new();
+    for _ in 0..23 {
+        published.push(event(&app, "acme", SHIPPED).await);
+    }
+    let token = app.token("acme");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/v1/acme/webhooks/{wid}/events?size=10");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&startId={c}"));
+        }
+        let page = json_of(app.get(&path, &token).await, 200).await;
+        pages += 1;
+        assert_eq!(page["page"]["size"], 10);
+        for e in page["events"].as_array().expect("events") {
+            assert_eq!(e["status"], "PENDING");
+            assert_eq!(e["type"], SHIPPED);
+            seen.push(e["id"].as_str().expect("id").to_owned());
+        }
+        match page["page"]["lastId"].as_str() {
+            Some(last) => cursor = Some(last.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    published.reverse();
+    assert_eq!(seen, published, "newest first, each exactly once");
+
+    // Default size, and a time window that excludes everything.
+    let all = json_of(
+        app.get(&format!("/v1/acme/webhooks/{wid}/events"), &token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(all["events"].as_array().expect("events").len(), 20);
+    let future = (Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let none = json_of(
+        app.get(
+            &format!("/v1/acme/webhooks/{wid}/events?start={future}"),
+            &token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(none["events"], json!([]));
+    assert_eq!(none["page"]["lastId"], Value::Null);
+
+    for bad in [
+        "size=0",
+        "size=101",
+        "size=x",
+        "start=yesterday",
+        "startId=nope",
+    ] {
+        let res = app
+            .get(&format!("/v1/acme/webhooks/{wid}/events?{bad}"), &token)
+            .await;
+        assert_flex_error(res, 422, "ERR-CMR-0001").await;
+    }
+    let res = app
+        .get(
+            &format!("/v1/acme/webhooks/{}/events", Uuid::new_v4()),
+            &token,
+        )
+        .await;
+    assert_flex_error(res, 404, "ERR-WHK-0004").await;
+    let res = app
+        .get(
+            &format!("/v1/acme/webhooks/{wid}/events"),
+            &app.token("other"),
+        )
+        .await;
+    assert_flex_error(res, 403, "ERR-HKL-0001").await;
+}
+
+fn attempt(webhook_id: Uuid, event_id: Uuid, ok: bool) -> NewAttempt {
+    NewAttempt {
+        id: Uuid::now_v7(),
+        webhook_id,
+        event_id,
+        created: Utc::now(),
+        status: if ok { "SUCCESS" } else { "FAILURE" }.into(),
+        request_endpoint: "https://example.com/h".into(),
+        request_headers: json!({ "content-type": "application/json" }),
+        response_status_code: Some(if ok { 200 } else { 500 }),
+        response_headers: Some(json!({})),
+        response_body: Some("nope".into()),
+        response_time_ms: 12,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
+    let app = spawn_app().await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    let wid: Uuid = w["id"].as_str().expect("id").parse().expect("uuid");
+    let eid: Uuid = event(&app, "acme", SHIPPED).await.parse().expect("uuid");
+    let token = app.token("acme");
+    let path = format!("/v1/acme/webhooks/{wid}/events/{eid}");
+
+    let detail = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(detail["status"], "PENDING");
+    assert_eq!(detail["attempts"], json!([]));
+    assert_eq!(detail["data"], json!({ "n": 1 }));
+
+    // The worker's record of a failed attempt that ended the schedule.
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("conn");
+    deliveries::record_attempts(
+        &mut conn,
+        &[Recorded {
+            attempt: attempt(wid, eid, false),
+            next: NextState::Failure,
+        }],
+    )
+    .await
+    .expect("record");
+    let detail = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(detail["status"], "FAILURE");
+    let attempts = detail["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["status"], "FAILURE");
+    assert_eq!(attempts[0]["response"]["statusCode"], 500);
+    assert_eq!(attempts[0]["response"]["time"], 12);
+    assert_eq!(attempts[0]["request"]["endpoint"], "https://example.com/h");
+
+    let _ = queued(&app, 1).await; // the ingest's own message
+    let retry = app
+        .client
+        .post(app.url(&format!("{path}/retry")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(retry.status(), 202);
+    assert_eq!(
+        queued(&app, 1).await,
+        vec![DeliveryMessage {
+            webhook_id: wid,
+            event_id: eid
+        }]
+    );
+    let job = deliveries::load_job(&mut conn, wid, eid)
+        .await
+        .expect("load")
+        .expect("job");
+    assert_eq!(job.delivery.status, "PENDING");
+    assert!(job.delivery.manual_retry, "one more attempt, then final");
+
+    // Unknown or malformed event ids are 404; a disabled webhook cannot retry.
+    let res = app
+        .get(
+            &format!("/v1/acme/webhooks/{wid}/events/{}", Uuid::new_v4()),
+            &token,
+        )
+        .await;
+    assert_flex_error(res, 404, "ERR-HKL-0002").await;
+    let res = app
+        .get(&format!("/v1/acme/webhooks/{wid}/events/nope"), &token)
+        .await;
+    assert_flex_error(res, 404, "ERR-HKL-0002").await;
+    let off = app
+        .client
+        .patch(app.url(&format!("/v1/acme/webhooks/{wid}")))
+        .bearer_auth(&token)
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(off.status(), 204);
+    let res = app
+        .client
+        .post(app.url(&format!("{path}/retry")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_flex_error(res, 409, "ERR-WHK-0008").await;
+}
