@@ -114,7 +114,7 @@ pub async fn ingest(
     let ingested = events::ingest(&mut conn, &new, &event_type.ancestors_and_self(), lease).await?;
     tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
     if ingested.created {
-        publish(&state, &mut conn, &ingested).await;
+        publish(&state, &mut conn, &messages_of(&ingested)).await;
     }
     let mut res = HttpResponse::Accepted();
     if !ingested.created {
@@ -128,20 +128,28 @@ pub async fn ingest(
     })))
 }
 
-/// Publishes the new deliveries; on failure hands them to the scheduler at once instead of
-/// waiting for their lease to run out. Never fails the request: the rows are committed.
-async fn publish(state: &AppState, conn: &mut hookline_store::PooledConn, ingested: &Ingested) {
-    let messages: Vec<DeliveryMessage> = ingested
+fn messages_of(ingested: &Ingested) -> Vec<DeliveryMessage> {
+    let event_id = ingested.event.id;
+    ingested
         .webhook_ids
         .iter()
         .map(|&webhook_id| DeliveryMessage {
             webhook_id,
-            event_id: ingested.event.id,
+            event_id,
         })
-        .collect();
-    if let Err(e) = state.publisher.publish(&messages).await {
+        .collect()
+}
+
+/// Publishes delivery messages; on failure hands them to the scheduler at once instead of
+/// waiting for their lease to run out. Never fails the request: the rows are committed.
+async fn publish(
+    state: &AppState,
+    conn: &mut hookline_store::PooledConn,
+    messages: &[DeliveryMessage],
+) {
+    if let Err(e) = state.publisher.publish(messages).await {
         tracing::warn!(error = %e, "publish failed; the scheduler will publish these deliveries");
-        if let Err(e) = deliveries::release(conn, &messages, Utc::now()).await {
+        if let Err(e) = deliveries::release(conn, messages, Utc::now()).await {
             // Still safe: the lease runs out and the scheduler publishes them then.
             tracing::warn!(error = %e, "could not release the deliveries' lease");
         }
