@@ -236,6 +236,10 @@ pub struct WorkerSettings {
     pub scheduler_interval: Duration,
     /// Worker health and metrics listen address.
     pub http_bind: String,
+    /// How long deliveries in flight may finish after SIGTERM before they are handed back
+    /// (due again at once, for another worker). Keep it below the orchestrator's kill timeout.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -247,6 +251,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(60),
             scheduler_interval: Duration::from_secs(1),
             http_bind: "127.0.0.1:9090".into(),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

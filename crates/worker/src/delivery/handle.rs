@@ -1,0 +1,380 @@
+//! Handling one delivery message, from the queue's bytes to the recorded attempt. A plain async
+//! function returning an [`Outcome`], so it is tested without a broker; the consumer around it
+//! only acknowledges.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hookline_domain::{DeliveryMessage, RetrySchedule};
+use hookline_store::{
+    deliveries::{self, Job, NextState, Recorded, FAILURE, PENDING, SUCCESS},
+    models::{Delivery, NewAttempt},
+    worker_queries, Pool, StoreError,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn, Span};
+use uuid::Uuid;
+
+use super::{
+    limiter::EndpointLimiter,
+    request::SignedRequest,
+    send::{Attempted, Sender, TransportError},
+};
+
+/// How long work for an endpoint at its in-flight cap waits before the scheduler offers it
+/// again: short, because the cap frees as soon as one request to that endpoint ends.
+pub const DEFER_DELAY: Duration = Duration::from_millis(250);
+
+/// Margin on top of the request timeout while a delivery is being attempted: time to record the
+/// attempt after the request ended.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
+
+/// What became of one message. Every variant is acknowledged: the database now says what is
+/// owed, whatever the message said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a delivery message; dropped with a warning.
+    Malformed,
+    /// The delivery no longer exists (its webhook or event was deleted).
+    Gone,
+    /// A stale or repeated message: the delivery is final, not due, or another handler has it.
+    Stale,
+    /// The webhook is disabled: the delivery ended FAILURE (`webhook_disabled`) unsent.
+    Disabled,
+    /// The endpoint is at its in-flight cap: handed back, due in [`DEFER_DELAY`].
+    Deferred,
+    /// An attempt was made and recorded; the delivery moved on to this state.
+    Attempted(NextState),
+    /// Shutdown cut the request short: nothing recorded, the delivery is due again now.
+    HandedBack,
+}
+
+/// Everything one delivery needs, shared by every message a worker handles.
+#[derive(Clone)]
+pub struct Handler {
+    pool: Pool,
+    sender: Sender,
+    schedule: RetrySchedule,
+    limiter: EndpointLimiter,
+    /// The lease taken while attempting: at least the configured lease, and long enough to
+    /// cover the request and its recording, so the scheduler does not re-publish a delivery
+    /// that is in flight.
+    attempt_lease: Duration,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("schedule", &self.schedule)
+            .field("attempt_lease", &self.attempt_lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler {
+    pub fn new(
+        pool: Pool,
+        sender: Sender,
+        schedule: RetrySchedule,
+        limiter: EndpointLimiter,
+        lease: Duration,
+        request_timeout: Duration,
+    ) -> Handler {
+        Handler {
+            pool,
+            sender,
+            schedule,
+            limiter,
+            attempt_lease: lease.max(request_timeout + RECORD_MARGIN),
+        }
+    }
+
+    /// Handles the bytes of one queue message. `stop` cuts an in-flight request short
+    /// (shutdown after its grace period); the delivery is then handed back, not recorded.
+    ///
+    /// An error means the database could not be reached: nothing was decided, and the caller
+    /// must let the message be delivered again.
+    #[tracing::instrument(skip_all, fields(brand, webhook_id, event_id))]
+    pub async fn handle(
+        &self,
+        payload: &[u8],
+        stop: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
+        let message = match DeliveryMessage::from_bytes(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, bytes = payload.len(), "dropping a message that is not a delivery message");
+                return Ok(Outcome::Malformed);
+            }
+        };
+        let span = Span::current();
+        span.record("webhook_id", tracing::field::display(message.webhook_id));
+        span.record("event_id", tracing::field::display(message.event_id));
+        let outcome = self.handle_message(message, stop).await?;
+        debug!(?outcome, "delivery message handled");
+        Ok(outcome)
+    }
+
+    async fn handle_message(
+        &self,
+        message: DeliveryMessage,
+        stop: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
+        let (webhook_id, event_id) = (message.webhook_id, message.event_id);
+        // A connection is held only around queries, never across the request: the pool is
+        // much smaller than the number of requests in flight.
+        let job = {
+            let mut conn = self.pool.get().await?;
+            deliveries::load_job(&mut conn, webhook_id, event_id).await?
+        };
+        let Some(job) = job else {
+            return Ok(Outcome::Gone);
+        };
+        Span::current().record("brand", job.webhook.brand_id.as_str());
+        if job.delivery.status != PENDING {
+            return Ok(Outcome::Stale);
+        }
+        if !job.webhook.enabled {
+            let mut conn = self.pool.get().await?;
+            deliveries::finish_unsent(&mut conn, webhook_id, event_id, "webhook_disabled").await?;
+            return Ok(Outcome::Disabled);
+        }
+        let taken = {
+            let mut conn = self.pool.get().await?;
+            worker_queries::take_for_attempt(
+                &mut conn,
+                webhook_id,
+                event_id,
+                job.delivery.leased_until,
+                self.attempt_lease,
+            )
+            .await?
+        };
+        if !taken {
+            return Ok(Outcome::Stale);
+        }
+        // The delivery is ours until the attempt lease ends; deferring or handing it back
+        // releases it for the scheduler.
+        let Some(slot) = self.limiter.try_acquire(&job.webhook.endpoint) else {
+            let mut conn = self.pool.get().await?;
+            deliveries::release(&mut conn, &[message], Utc::now() + DEFER_DELAY).await?;
+            return Ok(Outcome::Deferred);
+        };
+        let started = Utc::now();
+        let attempted = match SignedRequest::prepare(&job, started, self.sender.user_agent()) {
+            Ok(request) => {
+                tokio::select! {
+                    attempted = self.sender.send(&request, started) => attempted,
+                    () = stop.cancelled() => {
+                        drop(slot);
+                        let mut conn = self.pool.get().await?;
+                        deliveries::release(&mut conn, &[message], Utc::now()).await?;
+                        return Ok(Outcome::HandedBack);
+                    }
+                }
+            }
+            // Recorded as a failed attempt rather than retried silently: an operator sees it in
+            // the event log, and the schedule still ends it.
+            Err(e) => Attempted {
+                request_headers: serde_json::json!({}),
+                result: Err(TransportError::Other(e.to_string())),
+                elapsed: Duration::ZERO,
+            },
+        };
+        drop(slot);
+        let next = next_state(&job.delivery, &attempted, &self.schedule, Utc::now());
+        if let Err(e) = &attempted.result {
+            debug!(error = %e, "attempt failed");
+        }
+        let recorded = Recorded {
+            attempt: attempt_row(&job, &attempted, started),
+            next: next.clone(),
+        };
+        let mut conn = self.pool.get().await?;
+        deliveries::record_attempts(&mut conn, &[recorded]).await?;
+        Ok(Outcome::Attempted(next))
+    }
+}
+
+/// What the delivery becomes after `attempted`: SUCCESS on any 2xx; FAILURE after the one extra
+/// attempt of a manual retry or the last step of the schedule; otherwise due again after the
+/// schedule's delay, or the endpoint's `Retry-After` on a 429/503 (bounded by the schedule).
+pub fn next_state(
+    delivery: &Delivery,
+    attempted: &Attempted,
+    schedule: &RetrySchedule,
+    now: DateTime<Utc>,
+) -> NextState {
+    if attempted.is_success() {
+        return NextState::Success;
+    }
+    if delivery.manual_retry {
+        return NextState::Failure;
+    }
+    let attempts_made = u32::try_from(delivery.attempt_count)
+        .unwrap_or(0)
+        .saturating_add(1);
+    let retry_after = attempted.result.as_ref().ok().and_then(|r| r.retry_after);
+    match schedule.next_delay(attempts_made, retry_after) {
+        Some(delay) => NextState::Retry {
+            at: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        },
+        None => NextState::Failure,
+    }
+}
+
+/// The attempt row: the request as sent, and the response or the transport error.
+fn attempt_row(job: &Job, attempted: &Attempted, started: DateTime<Utc>) -> NewAttempt {
+    let (status_code, headers, body, error) = match &attempted.result {
+        Ok(r) => (
+            Some(i32::from(r.status)),
+            Some(r.headers.clone()),
+            Some(r.body.clone()),
+            None,
+        ),
+        Err(e) => (None, None, None, Some(e.to_string())),
+    };
+    NewAttempt {
+        id: Uuid::now_v7(),
+        webhook_id: job.delivery.webhook_id,
+        event_id: job.delivery.event_id,
+        created: started,
+        status: if attempted.is_success() {
+            SUCCESS
+        } else {
+            FAILURE
+        }
+        .to_owned(),
+        request_endpoint: job.webhook.endpoint.clone(),
+        request_headers: attempted.request_headers.clone(),
+        response_status_code: status_code,
+        response_headers: headers,
+        response_body: body,
+        response_time_ms: i32::try_from(attempted.elapsed.as_millis()).unwrap_or(i32::MAX),
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::send::Response;
+
+    fn delivery(attempt_count: i32, manual_retry: bool) -> Delivery {
+        let now = Utc::now();
+        Delivery {
+            webhook_id: Uuid::now_v7(),
+            event_id: Uuid::now_v7(),
+            status: PENDING.into(),
+            status_reason: None,
+            attempt_count,
+            next_attempt_at: Some(now),
+            leased_until: None,
+            manual_retry,
+            created: now,
+            updated: now,
+        }
+    }
+
+    fn answered(status: u16, retry_after: Option<Duration>) -> Attempted {
+        Attempted {
+            request_headers: serde_json::json!({}),
+            result: Ok(Response {
+                status,
+                headers: serde_json::json!({}),
+                body: String::new(),
+                retry_after,
+            }),
+            elapsed: Duration::from_millis(5),
+        }
+    }
+
+    fn schedule() -> RetrySchedule {
+        RetrySchedule::parse("10s,20s", 0.0, Duration::from_secs(60)).expect("schedule")
+    }
+
+    #[test]
+    fn any_2xx_succeeds_even_on_the_last_attempt() {
+        let now = Utc::now();
+        for status in [200, 202, 204, 299] {
+            assert_eq!(
+                next_state(
+                    &delivery(2, false),
+                    &answered(status, None),
+                    &schedule(),
+                    now
+                ),
+                NextState::Success
+            );
+        }
+    }
+
+    #[test]
+    fn failures_follow_the_schedule_then_end() {
+        let now = Utc::now();
+        let at = |secs| NextState::Retry {
+            at: now + chrono::Duration::seconds(secs),
+        };
+        assert_eq!(
+            next_state(&delivery(0, false), &answered(500, None), &schedule(), now),
+            at(10)
+        );
+        assert_eq!(
+            next_state(&delivery(1, false), &answered(302, None), &schedule(), now),
+            at(20)
+        );
+        assert_eq!(
+            next_state(&delivery(2, false), &answered(500, None), &schedule(), now),
+            NextState::Failure
+        );
+        let refused = Attempted {
+            request_headers: serde_json::json!({}),
+            result: Err(TransportError::Refused("refused".into())),
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(
+            next_state(&delivery(0, false), &refused, &schedule(), now),
+            at(10)
+        );
+    }
+
+    #[test]
+    fn retry_after_replaces_the_delay_within_the_bound() {
+        let now = Utc::now();
+        assert_eq!(
+            next_state(
+                &delivery(0, false),
+                &answered(429, Some(Duration::from_secs(45))),
+                &schedule(),
+                now
+            ),
+            NextState::Retry {
+                at: now + chrono::Duration::seconds(45)
+            }
+        );
+        assert_eq!(
+            next_state(
+                &delivery(0, false),
+                &answered(503, Some(Duration::from_secs(3600))),
+                &schedule(),
+                now
+            ),
+            NextState::Retry {
+                at: now + chrono::Duration::seconds(60)
+            }
+        );
+    }
+
+    #[test]
+    fn a_manual_retry_is_one_attempt() {
+        let now = Utc::now();
+        assert_eq!(
+            next_state(&delivery(0, true), &answered(500, None), &schedule(), now),
+            NextState::Failure
+        );
+        assert_eq!(
+            next_state(&delivery(5, true), &answered(200, None), &schedule(), now),
+            NextState::Success
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! The scheduler: publishes deliveries that are due — retries whose time has come, publishes
+//! that failed, leases that ran out (a worker killed mid-delivery, a message lost with the
+//! broker). Every worker runs one; `claim_due` takes rows with `FOR UPDATE SKIP LOCKED`, so
+//! copies running at once never hand out a row twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hookline_queue::Publisher;
+use hookline_store::{deliveries, Pool};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::backoff::Backoff;
+
+/// Deliveries claimed per round trip. A full batch means more are waiting, so the next batch
+/// is claimed at once rather than after the interval.
+pub const BATCH: i64 = 500;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerConfig {
+    pub interval: Duration,
+    /// How long a published delivery belongs to its message (`worker.lease`).
+    pub lease: Duration,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    pool: Pool,
+    publisher: Publisher,
+    config: SchedulerConfig,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = match tick(&pool, &publisher, config.lease).await {
+            Ok(n) if i64::try_from(n).is_ok_and(|n| n >= BATCH) => Duration::ZERO,
+            Ok(_) => {
+                backoff.reset();
+                config.interval
+            }
+            Err(e) => {
+                warn!(error = %e, "scheduler round failed; backing off");
+                backoff.next_delay().max(config.interval)
+            }
+        };
+    }
+}
+
+/// One round: claim what is due, publish it; when the publish fails, release the claim so the
+/// next round (here or in another worker) tries again instead of waiting for the lease.
+pub async fn tick(pool: &Pool, publisher: &Publisher, lease: Duration) -> anyhow::Result<usize> {
+    let claimed = {
+        let mut conn = pool.get().await?;
+        deliveries::claim_due(&mut conn, BATCH, lease).await?
+    };
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    if let Err(e) = publisher.publish(&claimed).await {
+        let released = match pool.get().await {
+            Ok(mut conn) => deliveries::release(&mut conn, &claimed, Utc::now())
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(r) = released {
+            // The lease runs out by itself; nothing is lost, only delayed.
+            warn!(error = %r, "could not release unpublished deliveries");
+        }
+        return Err(anyhow::anyhow!(
+            "publishing {} due deliveries: {e}",
+            claimed.len()
+        ));
+    }
+    debug!(published = claimed.len(), "published due deliveries");
+    Ok(claimed.len())
+}

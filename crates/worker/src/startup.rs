@@ -1,0 +1,189 @@
+//! [`Worker`]: builds everything from [`Settings`] and runs the consumer, the scheduler and the
+//! health listener until shutdown. Tests start it in-process, as `main.rs` does.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use hookline_config::{ExposeSecret as _, Settings};
+use hookline_domain::{RetrySchedule, ScheduleError};
+use hookline_queue::{Names, Publisher};
+use hookline_store::{
+    pool::{build_pool, PoolOptions},
+    worker_queries, Pool,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    backoff::Backoff,
+    consumer::{self, ConsumerConfig},
+    delivery::{handle::Handler, limiter::EndpointLimiter, send::Sender},
+    health,
+    scheduler::{self, SchedulerConfig},
+};
+
+/// Why a worker could not be built. Once built, it does not fail: it waits for what is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("delivery.retry_schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("worker.http_bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+pub struct Worker {
+    settings: Settings,
+    pool: Pool,
+    handler: Arc<Handler>,
+    health: TcpListener,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Builds the pool, the HTTP client and the handler, and binds the health listener (port 0
+    /// picks a free one). Touches neither Postgres nor RabbitMQ yet.
+    pub async fn build(settings: Settings) -> Result<Worker, BuildError> {
+        let delivery = &settings.delivery;
+        let schedule = RetrySchedule::parse(
+            &delivery.retry_schedule,
+            delivery.retry_jitter,
+            delivery.retry_after_max,
+        )?;
+        let db = &settings.database;
+        let pool = build_pool(
+            db.url.expose_secret(),
+            &PoolOptions {
+                max_size: db.pool_size,
+                wait_timeout: db.pool_wait_timeout,
+                connect_timeout: db.connect_timeout,
+                statement_timeout: db.statement_timeout,
+            },
+        )
+        .map_err(|e| BuildError::Pool(e.to_string()))?;
+        let handler = Handler::new(
+            pool.clone(),
+            Sender::new(delivery)?,
+            schedule,
+            EndpointLimiter::new(settings.worker.max_in_flight_per_endpoint),
+            settings.worker.lease,
+            delivery.request_timeout,
+        );
+        let health = TcpListener::bind(&settings.worker.http_bind).await?;
+        Ok(Worker {
+            settings,
+            pool,
+            handler: Arc::new(handler),
+            health,
+        })
+    }
+
+    /// The health listener's address (tests bind port 0).
+    pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
+        self.health.local_addr()
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops consuming, lets deliveries in flight
+    /// finish (within `worker.shutdown_grace`), hands back the rest and returns. Waits for the
+    /// schema and for the broker instead of failing when they are not there yet.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let Worker {
+            settings,
+            pool,
+            handler,
+            health,
+        } = self;
+        let health = health::serve(health, shutdown.clone());
+        let work = async {
+            if !wait_for_schema(&pool, &shutdown).await {
+                return;
+            }
+            let names = Names::from_prefix(&settings.amqp.prefix);
+            let amqp_url = settings.amqp.url.expose_secret().to_owned();
+            let publisher = Publisher::new(amqp_url.clone(), names.clone());
+            let scheduler = scheduler::run(
+                pool.clone(),
+                publisher,
+                SchedulerConfig {
+                    interval: settings.worker.scheduler_interval,
+                    lease: settings.worker.lease,
+                },
+                shutdown.clone(),
+            );
+            let consumer = consumer::run(
+                handler,
+                ConsumerConfig {
+                    amqp_url,
+                    names,
+                    prefetch: settings.worker.prefetch,
+                    concurrency: settings.worker.concurrency,
+                    shutdown_grace: settings.worker.shutdown_grace,
+                },
+                shutdown.clone(),
+            );
+            tokio::join!(scheduler, consumer);
+        };
+        // Polled here rather than spawned, so dropping this future stops everything.
+        tokio::join!(health, work);
+        info!("worker stopped");
+    }
+}
+
+/// Polls until the `deliveries` table exists (the API or `migrate` creates it); false when
+/// shutdown came first.
+async fn wait_for_schema(pool: &Pool, shutdown: &CancellationToken) -> bool {
+    let mut backoff = Backoff::default();
+    let mut warned = false;
+    loop {
+        let ready = match pool.get().await {
+            Ok(mut conn) => worker_queries::schema_ready(&mut conn).await,
+            Err(e) => Err(e.into()),
+        };
+        match ready {
+            Ok(()) => return true,
+            Err(e) if !warned => {
+                warn!(error = %e, "waiting for the database schema");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM (what orchestrators send) or ctrl-c.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    info!("shutdown requested; finishing deliveries in flight");
+    shutdown.cancel();
+}
