@@ -1,0 +1,221 @@
+//! The delivery contract and the life of a delivery: who receives an event, what they receive,
+//! retries, the end states.
+
+use chrono::Utc;
+use hookline_domain::WebhookSecret;
+use hookline_store::{
+    deliveries::{FAILURE, SUCCESS},
+    webhooks,
+};
+use serde_json::json;
+
+use crate::{
+    helpers::{messages, TestEnv, AMQP_URL, BRAND, SHIPPED},
+    receiver::{Mode, Receiver, FAILURE_BODY},
+    verify::assert_signed,
+};
+
+#[tokio::test]
+async fn an_event_reaches_every_matching_webhook_signed_and_no_other() {
+    let env = TestEnv::new().await;
+    let (leaf, group, other_type, other_brand) = (
+        Receiver::start(Mode::Succeed).await,
+        Receiver::start(Mode::Succeed).await,
+        Receiver::start(Mode::Succeed).await,
+        Receiver::start(Mode::Succeed).await,
+    );
+    let leaf_secret = "top_secret";
+    let leaf_hook = env
+        .webhook(BRAND, &leaf.url(), &[SHIPPED], leaf_secret)
+        .await;
+    // The group subscriber is mid-rotation: its old secret signs beside the new one.
+    let old_secret = WebhookSecret::generate();
+    let new_secret = WebhookSecret::generate();
+    let group_hook = env
+        .webhook(BRAND, &group.url(), &["ORDER_EVENTS"], old_secret.expose())
+        .await;
+    {
+        let mut conn = env.pool.get().await.expect("connection");
+        webhooks::rotate_secret(
+            &mut conn,
+            BRAND,
+            group_hook.id,
+            new_secret.expose(),
+            Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .expect("rotate")
+        .expect("webhook");
+    }
+    env.webhook(BRAND, &other_type.url(), &["RECEIPTS"], "top_secret")
+        .await;
+    env.webhook(
+        "globex",
+        &other_brand.url(),
+        &["ORDER_EVENTS"],
+        "top_secret",
+    )
+    .await;
+    let worker = env.spawn_worker(|_| {}).await;
+
+    let sent_at = Utc::now().timestamp();
+    let ingested = env
+        .publish_event(BRAND, SHIPPED, json!({"orderId": "42", "items": [1, 2]}))
+        .await;
+    let mut owed = ingested.webhook_ids.clone();
+    owed.sort();
+    let mut expected = vec![leaf_hook.id, group_hook.id];
+    expected.sort();
+    assert_eq!(
+        owed, expected,
+        "deliveries exist for the matching webhooks only"
+    );
+
+    let event_id = ingested.event.id;
+    for hook in [&leaf_hook, &group_hook] {
+        let (delivery, attempts) = env.wait_final(hook.id, event_id).await;
+        assert_eq!(delivery.status, SUCCESS);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].response_status_code, Some(200));
+        assert_eq!(attempts[0].request_endpoint, hook.endpoint);
+        assert_eq!(
+            attempts[0].request_headers["webhook-id"],
+            event_id.to_string()
+        );
+    }
+
+    let leaf_got = leaf.received();
+    assert_eq!(leaf_got.len(), 1);
+    assert_signed(&leaf_got[0], &[leaf_secret]);
+    let group_got = group.received();
+    assert_eq!(group_got.len(), 1);
+    assert_signed(&group_got[0], &[new_secret.expose(), old_secret.expose()]);
+
+    for request in [&leaf_got[0], &group_got[0]] {
+        assert_eq!(request.header("content-type"), "application/json");
+        assert_eq!(request.header("user-agent"), "Hookline-Test/1");
+        assert_eq!(request.header("webhook-id"), event_id.to_string());
+        let ts: i64 = request
+            .header("webhook-timestamp")
+            .parse()
+            .expect("unix seconds");
+        assert!((sent_at - 1..=Utc::now().timestamp()).contains(&ts), "{ts}");
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json body");
+        assert_eq!(body["id"], event_id.to_string());
+        assert_eq!(body["type"], SHIPPED);
+        assert_eq!(body["brandId"], BRAND);
+        assert_eq!(body["data"], json!({"orderId": "42", "items": [1, 2]}));
+        assert!(body["created"].is_string());
+    }
+    worker.stop().await;
+    // Nothing was owed to the others, so nothing can reach them later either.
+    assert!(other_type.received().is_empty());
+    assert!(other_brand.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_receiver_failing_twice_then_succeeding_gets_three_attempts_and_success() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::FailFirst { n: 2, status: 500 }).await;
+    let worker = env.spawn_worker(|_| {}).await;
+
+    let event = env.publish_event(BRAND, SHIPPED, json!({})).await.event;
+    let (delivery, attempts) = env.wait_final(hook.id, event.id).await;
+
+    assert_eq!(delivery.status, SUCCESS);
+    assert_eq!(delivery.attempt_count, 3);
+    let statuses: Vec<_> = attempts.iter().map(|a| a.status.as_str()).collect();
+    assert_eq!(statuses, [FAILURE, FAILURE, SUCCESS]);
+    let codes: Vec<_> = attempts.iter().map(|a| a.response_status_code).collect();
+    assert_eq!(codes, [Some(500), Some(500), Some(200)]);
+    assert_eq!(receiver.received().len(), 3);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_always_fails_ends_failure_after_the_schedule() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::AlwaysFail { status: 503 }).await;
+    let worker = env.spawn_worker(|_| {}).await;
+
+    let event = env.publish_event(BRAND, SHIPPED, json!({})).await.event;
+    let (delivery, attempts) = env.wait_final(hook.id, event.id).await;
+
+    assert_eq!(delivery.status, FAILURE);
+    assert_eq!(delivery.next_attempt_at, None);
+    // "100ms,100ms": three attempts in all.
+    assert_eq!(attempts.len(), 3);
+    for attempt in &attempts {
+        assert_eq!(attempt.status, FAILURE);
+        assert_eq!(attempt.response_status_code, Some(503));
+        // The body is kept up to `delivery.response_body_limit` (64 bytes in tests).
+        let body = attempt.response_body.as_deref().expect("body kept");
+        assert_eq!(body.len(), 64);
+        assert!(FAILURE_BODY.repeat(4).starts_with(body));
+        assert!(attempt
+            .response_headers
+            .as_ref()
+            .is_some_and(|h| h.is_object()));
+    }
+    assert_eq!(receiver.received().len(), 3);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_webhooks_pending_delivery_is_not_sent_and_fails_as_disabled() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::Succeed).await;
+    // Ingested while enabled, disabled before the worker gets to it.
+    let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
+    {
+        let mut conn = env.pool.get().await.expect("connection");
+        webhooks::set_enabled(&mut conn, BRAND, hook.id, false)
+            .await
+            .expect("disable");
+    }
+    hookline_queue::Publisher::new(AMQP_URL, env.names())
+        .publish(&messages(&ingested))
+        .await
+        .expect("publish");
+    let worker = env.spawn_worker(|_| {}).await;
+
+    let (delivery, attempts) = env.wait_final(hook.id, ingested.event.id).await;
+    assert_eq!(delivery.status, FAILURE);
+    assert_eq!(delivery.status_reason.as_deref(), Some("webhook_disabled"));
+    assert!(attempts.is_empty());
+    worker.stop().await;
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_unless_private_targets_are_allowed() {
+    let env = TestEnv::new().await;
+    let receiver = Receiver::start(Mode::Succeed).await;
+    let endpoint = format!("http://localhost:{}/hook", receiver.port());
+    let hook = env
+        .webhook(BRAND, &endpoint, &[SHIPPED], "top_secret")
+        .await;
+    let worker = env
+        .spawn_worker(|s| {
+            s.delivery.allow_private_targets = false;
+            s.delivery.retry_schedule = String::new();
+        })
+        .await;
+
+    let event = env.publish_event(BRAND, SHIPPED, json!({})).await.event;
+    let (delivery, attempts) = env.wait_final(hook.id, event.id).await;
+
+    assert_eq!(delivery.status, FAILURE);
+    assert_eq!(attempts.len(), 1);
+    let error = attempts[0]
+        .error
+        .as_deref()
+        .expect("transport error recorded");
+    assert!(error.contains("forbidden address"), "{error}");
+    assert_eq!(attempts[0].response_status_code, None);
+    worker.stop().await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+}
