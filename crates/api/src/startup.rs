@@ -76,6 +76,8 @@ impl Application {
         if settings.database.migrate_on_start {
             prepare_database(&settings, settings.database.create_if_missing).await?;
         }
+        // Install the recorder before the first request is counted.
+        let _ = hookline_telemetry::metrics();
         let pool = build_pool(&settings)?;
         let auth = Authenticator::from_settings(&settings.auth)?;
         let settings = Arc::new(settings);
@@ -96,6 +98,7 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::metrics::record))
                 .app_data(app_state.clone())
                 .app_data(json_config(json_limit))
                 .app_data(query_config())

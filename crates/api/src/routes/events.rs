@@ -114,6 +114,9 @@ pub async fn ingest(
     let ingested = events::ingest(&mut conn, &new, &event_type.ancestors_and_self(), lease).await?;
     tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
     if ingested.created {
+        metrics::counter!(hookline_telemetry::names::EVENTS_INGESTED).increment(1);
+        metrics::counter!(hookline_telemetry::names::DELIVERIES_CREATED)
+            .increment(ingested.webhook_ids.len() as u64);
         publish(&state, &mut conn, &messages_of(&ingested)).await;
     }
     let mut res = HttpResponse::Accepted();

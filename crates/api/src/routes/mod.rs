@@ -10,6 +10,7 @@ pub mod events;
 pub mod fdx;
 pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod views;
 pub mod webhooks;
 
@@ -23,6 +24,7 @@ use crate::error::{ApiError, Surface};
 pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
         // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
         .service(
             web::resource("/v1/services/webhook")
