@@ -161,6 +161,18 @@ impl TestEnv {
     /// What the API's ingest does in the store: the event and its deliveries, leased for the
     /// publish that follows.
     pub async fn ingest(&self, brand: &str, event_type: &str, data: serde_json::Value) -> Ingested {
+        self.ingest_leased(brand, event_type, data, Duration::from_secs(60))
+            .await
+    }
+
+    /// [`TestEnv::ingest`] with the deliveries leased for `lease`.
+    pub async fn ingest_leased(
+        &self,
+        brand: &str,
+        event_type: &str,
+        data: serde_json::Value,
+        lease: Duration,
+    ) -> Ingested {
         let parsed = EventType::parse(event_type).expect("known event type");
         let mut conn = self.pool.get().await.expect("connection");
         events::ingest(
@@ -173,7 +185,7 @@ impl TestEnv {
                 idempotency_key: None,
             },
             &parsed.ancestors_and_self(),
-            Duration::from_secs(60),
+            lease,
         )
         .await
         .expect("ingest")

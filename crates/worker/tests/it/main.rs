@@ -4,6 +4,7 @@
 
 mod delivery;
 mod helpers;
+mod process;
 mod receiver;
 mod resilience;
 mod verify;

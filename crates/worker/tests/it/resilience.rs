@@ -132,6 +132,32 @@ async fn deliveries_released_while_the_broker_is_down_are_delivered_when_it_retu
 }
 
 #[tokio::test]
+async fn a_delivery_whose_message_was_lost_is_published_again_when_its_lease_ends() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::Succeed).await;
+    let worker = env.spawn_worker(|_| {}).await;
+    // Ingested and leased, but its message never reaches the queue (lost with the broker).
+    let lease = Duration::from_secs(2);
+    let event = env
+        .ingest_leased(BRAND, SHIPPED, json!({}), lease)
+        .await
+        .event;
+
+    let (delivery, attempts) = env.wait_final(hook.id, event.id).await;
+    assert_eq!(delivery.status, SUCCESS);
+    assert_eq!(attempts.len(), 1);
+    // Not before the lease ended: until then the row belonged to the (lost) message.
+    let lease_end = event.created + chrono::Duration::from_std(lease).expect("lease");
+    assert!(
+        attempts[0].created >= lease_end,
+        "{:?} < {lease_end:?}",
+        attempts[0].created
+    );
+    assert_eq!(receiver.received().len(), 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn a_delivery_whose_worker_dies_mid_request_completes_in_another_worker() {
     let env = TestEnv::new().await;
     let (receiver, hook) = env.subscriber(Mode::HangFirst { n: 1 }).await;

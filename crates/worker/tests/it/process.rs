@@ -1,0 +1,90 @@
+//! The `hookline-worker` binary as an operator runs it: health endpoint, and SIGTERM ends it
+//! with exit code 0 once it has stopped consuming.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use hookline_config::ExposeSecret as _;
+use hookline_worker::Worker;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{TestEnv, WAIT};
+
+#[tokio::test]
+async fn the_health_endpoint_answers_ok() {
+    let env = TestEnv::new().await;
+    let worker = Worker::build(env.settings()).await.expect("worker builds");
+    let addr = worker.health_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run_until_stopped(shutdown.clone()));
+
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 200);
+    let other = client
+        .get(format!("http://{addr}/nope"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(other.status(), 404);
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, running)
+        .await
+        .expect("stops")
+        .expect("task");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_worker_binary_with_exit_code_zero() {
+    let env = TestEnv::new().await;
+    let settings = env.settings();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline-worker"))
+        .env(
+            "HOOKLINE__DATABASE__URL",
+            settings.database.url.expose_secret(),
+        )
+        .env("HOOKLINE__AMQP__PREFIX", &settings.amqp.prefix)
+        .env("HOOKLINE__WORKER__HTTP_BIND", "127.0.0.1:0")
+        .env("HOOKLINE__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("worker binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let pid = child.id();
+    let status = tokio::task::spawn_blocking(move || {
+        // Ready once it consumes; then SIGTERM, as an orchestrator sends it.
+        let mut lines = BufReader::new(stdout).lines();
+        let consuming = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("consuming deliveries"));
+        assert!(consuming, "the worker never started consuming");
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        // Keep draining stdout so the worker never blocks on a full pipe.
+        lines.for_each(drop);
+        child.wait().expect("wait for the worker")
+    });
+    let Ok(status) = tokio::time::timeout(WAIT + Duration::from_secs(30), status).await else {
+        // Never leave a stray worker behind a failed test.
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        panic!("the worker did not exit after SIGTERM");
+    };
+    let status = status.expect("waiting task");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
