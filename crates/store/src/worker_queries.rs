@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Nullable, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -19,13 +19,17 @@ pub async fn schema_ready(conn: &mut AsyncPgConnection) -> Result<(), StoreError
     Ok(())
 }
 
-/// Takes a PENDING, due delivery for one attempt: extends its lease to `lease` from now, but
-/// only if the lease is still the one the worker saw when it loaded the row (`seen`).
+/// Takes a PENDING delivery for one attempt: extends its lease to `lease` from now, but only if
+/// the lease is still the one the worker saw when it loaded the row (`seen`).
 ///
-/// False means another handler took it in between (a duplicate message), the delivery is no
-/// longer PENDING, or it is not due: a stale message (for instance one the broker redelivered
-/// after its attempt was recorded and the next one scheduled) must not send early. The longer
-/// lease keeps the scheduler from re-publishing the delivery while its request is in flight.
+/// Every path that publishes a message leases the row first (ingest, `claim_due`, a manual
+/// retry), and every path that ends or reschedules an attempt clears the lease without
+/// publishing. So a row without a lease has no live message: a message for it is stale (for
+/// instance one the broker redelivered after its attempt was recorded and the next one
+/// scheduled) and must not send early. False also when another handler took the row in
+/// between (a duplicate message) or it is no longer PENDING. The longer lease keeps the
+/// scheduler from re-publishing the delivery while its request is in flight. Only equality of
+/// timestamps is compared, never clocks, so clock skew between hosts does not matter.
 pub async fn take_for_attempt(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
@@ -33,14 +37,17 @@ pub async fn take_for_attempt(
     seen: Option<DateTime<Utc>>,
     lease: Duration,
 ) -> Result<bool, StoreError> {
+    let Some(seen) = seen else {
+        return Ok(false);
+    };
     let n = diesel::sql_query(
         "UPDATE deliveries SET leased_until = now() + $4 * interval '1 millisecond' \
          WHERE webhook_id = $1 AND event_id = $2 AND status = 'PENDING' \
-           AND next_attempt_at <= now() AND leased_until IS NOT DISTINCT FROM $3",
+           AND leased_until = $3",
     )
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<SqlUuid, _>(event_id)
-    .bind::<Nullable<Timestamptz>, _>(seen)
+    .bind::<Timestamptz, _>(seen)
     .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     .execute(conn)
     .await?;

@@ -1,13 +1,22 @@
 //! The delivery contract and the life of a delivery: who receives an event, what they receive,
 //! retries, the end states.
 
+use std::time::Duration;
+
 use chrono::Utc;
-use hookline_domain::WebhookSecret;
+use hookline_domain::{DeliveryMessage, RetrySchedule, WebhookSecret};
 use hookline_store::{
-    deliveries::{FAILURE, SUCCESS},
+    deliveries::{NextState, FAILURE, SUCCESS},
     webhooks,
 };
+use hookline_worker::delivery::{
+    handle::{Handler, Outcome},
+    limiter::EndpointLimiter,
+    send::Sender,
+};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{
     helpers::{messages, TestEnv, AMQP_URL, BRAND, SHIPPED},
@@ -218,4 +227,52 @@ async fn a_name_resolving_to_loopback_is_refused_unless_private_targets_are_allo
         receiver.received().is_empty(),
         "nothing reached the loopback receiver"
     );
+}
+
+/// The handler alone, without a broker: repeated, stale and malformed messages send nothing.
+#[tokio::test]
+async fn repeated_stale_and_malformed_messages_are_dropped_without_sending() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::FailFirst { n: 1, status: 500 }).await;
+    let settings = env.settings();
+    let handler = Handler::new(
+        env.pool.clone(),
+        Sender::new(&settings.delivery).expect("client"),
+        RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
+        EndpointLimiter::new(4),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+    );
+    let stop = CancellationToken::new();
+    let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
+    let message = messages(&ingested)[0].to_bytes();
+
+    let first = handler.handle(&message, &stop).await.expect("handled");
+    assert!(
+        matches!(first, Outcome::Attempted(NextState::Retry { .. })),
+        "{first:?}"
+    );
+    // The same message again (a broker redelivery): the next attempt is an hour away.
+    let again = handler.handle(&message, &stop).await.expect("handled");
+    assert_eq!(again, Outcome::Stale);
+    assert_eq!(receiver.received().len(), 1);
+
+    let gone = DeliveryMessage {
+        webhook_id: hook.id,
+        event_id: Uuid::now_v7(),
+    };
+    assert_eq!(
+        handler
+            .handle(&gone.to_bytes(), &stop)
+            .await
+            .expect("handled"),
+        Outcome::Gone
+    );
+    assert_eq!(
+        handler.handle(b"not json", &stop).await.expect("handled"),
+        Outcome::Malformed
+    );
+    let (delivery, attempts) = env.delivery(hook.id, ingested.event.id).await;
+    assert_eq!(delivery.attempt_count, 1);
+    assert_eq!(attempts.len(), 1);
 }
