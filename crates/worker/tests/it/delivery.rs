@@ -18,11 +18,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{
-    helpers::{messages, TestEnv, AMQP_URL, BRAND, SHIPPED},
+use hookline_testkit::{
     receiver::{Mode, Receiver, FAILURE_BODY},
     verify::assert_signed,
 };
+
+use crate::helpers::{messages, TestEnv, AMQP_URL, BRAND, SHIPPED};
 
 #[tokio::test]
 async fn an_event_reaches_every_matching_webhook_signed_and_no_other() {

@@ -21,7 +21,7 @@ use hookline_worker::Worker;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::receiver::{Mode, Receiver};
+use hookline_testkit::receiver::{Mode, Receiver};
 
 /// The real RabbitMQ of this machine.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -5,6 +5,4 @@
 mod delivery;
 mod helpers;
 mod process;
-mod receiver;
 mod resilience;
-mod verify;

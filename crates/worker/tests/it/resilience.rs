@@ -9,10 +9,9 @@ use hookline_store::deliveries::{self, PENDING, SUCCESS};
 use hookline_testkit::TcpProxy;
 use serde_json::json;
 
-use crate::{
-    helpers::{eventually, messages, TestEnv, BRAND, SHIPPED, WAIT},
-    receiver::{Mode, Receiver},
-};
+use hookline_testkit::receiver::{Mode, Receiver};
+
+use crate::helpers::{eventually, messages, TestEnv, BRAND, SHIPPED, WAIT};
 
 #[tokio::test]
 async fn a_hanging_endpoint_does_not_delay_deliveries_to_a_healthy_one() {

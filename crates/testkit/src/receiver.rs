@@ -61,6 +61,14 @@ pub struct Receiver {
 /// Body of every failure answer: longer than the tests' response bound, to prove it is cut.
 pub const FAILURE_BODY: &str = "receiver says no; ";
 
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Receiver {
     pub async fn start(mode: Mode) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0")
