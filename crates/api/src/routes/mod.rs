@@ -11,6 +11,7 @@ pub mod fdx;
 pub mod health;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod views;
 pub mod webhooks;
 
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
+        .service(web::resource("/openapi.yaml").route(web::get().to(openapi::openapi)))
         // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
         .service(
             web::resource("/v1/services/webhook")

@@ -2,6 +2,7 @@
 //! Postgres of this machine, each test in a database of its own (see `helpers`).
 
 mod auth;
+mod contract;
 mod events;
 mod fdx;
 mod health;
