@@ -27,6 +27,8 @@ struct Stack {
     settings: Settings,
     shutdown: CancellationToken,
     api: actix_web::dev::ServerHandle,
+    /// The worker's `/healthz` and `/metrics` listener.
+    worker_addr: std::net::SocketAddr,
     _db: TestDatabase,
 }
 
@@ -59,6 +61,7 @@ impl Stack {
         let worker = Worker::build(settings.clone())
             .await
             .expect("worker builds");
+        let worker_addr = worker.health_addr().expect("worker listener");
         tokio::spawn(worker.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder()
             .timeout(WAIT)
@@ -70,6 +73,7 @@ impl Stack {
             settings,
             shutdown,
             api: handle,
+            worker_addr,
             _db: db,
         }
     }
@@ -226,4 +230,40 @@ async fn with_the_broker_unreachable_ingest_still_accepts_and_delivers_once_it_r
     assert_eq!(got[1].header("webhook-id"), event);
     let logged = stack.wait_logged(&webhook, &event, 1).await;
     assert_eq!(logged["status"], "SUCCESS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_the_api_and_the_worker_move_while_events_flow() {
+    let stack = Stack::start(AMQP_URL).await;
+    let receiver = Receiver::start(Mode::FailFirst { n: 1, status: 503 }).await;
+    let (webhook, _) = stack.webhook(&receiver.url(), &[SHIPPED]).await;
+    let event = stack.publish(SHIPPED).await;
+    stack.wait_logged(&webhook, &event, 2).await;
+
+    let scrape = |url: String| async move {
+        let res = reqwest::get(url).await.expect("scrape");
+        assert_eq!(res.status(), 200);
+        res.text().await.expect("text")
+    };
+    let worker = scrape(format!("http://{}/metrics", stack.worker_addr)).await;
+    for series in [
+        r#"hookline_delivery_outcomes_total{outcome="retry"}"#,
+        r#"hookline_delivery_outcomes_total{outcome="success"}"#,
+        "hookline_attempt_duration_seconds_bucket",
+        "hookline_publish_to_first_attempt_seconds_bucket",
+        "hookline_in_flight_requests{endpoint=",
+        "hookline_deliveries_due",
+    ] {
+        assert!(
+            worker.contains(series),
+            "worker /metrics lacks {series}:\n{worker}"
+        );
+    }
+    let api = scrape(format!("{}/metrics", stack.base)).await;
+    for series in [
+        "hookline_events_ingested_total",
+        "hookline_http_requests_total{",
+    ] {
+        assert!(api.contains(series), "API /metrics lacks {series}:\n{api}");
+    }
 }

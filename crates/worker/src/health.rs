@@ -1,5 +1,5 @@
-//! The worker's HTTP listener on `worker.http_bind`: `GET /healthz` for liveness probes.
-//! Metrics join it in a later issue.
+//! The worker's HTTP listener on `worker.http_bind`: `GET /healthz` for liveness probes and
+//! `GET /metrics` in Prometheus text format.
 
 use std::convert::Infallible;
 
@@ -39,10 +39,14 @@ async fn route(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match request.uri().path() {
-        "/healthz" => (StatusCode::OK, "ok"),
-        _ => (StatusCode::NOT_FOUND, "not found"),
+        "/healthz" => (StatusCode::OK, Bytes::from_static(b"ok")),
+        "/metrics" => (
+            StatusCode::OK,
+            Bytes::from(hookline_telemetry::metrics().render()),
+        ),
+        _ => (StatusCode::NOT_FOUND, Bytes::from_static(b"not found")),
     };
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     Ok(response)
 }

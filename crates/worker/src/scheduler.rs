@@ -57,6 +57,8 @@ pub async fn run(
 pub async fn tick(pool: &Pool, publisher: &Publisher, lease: Duration) -> anyhow::Result<usize> {
     let claimed = {
         let mut conn = pool.get().await?;
+        let due = deliveries::count_due(&mut conn).await?;
+        metrics::gauge!(hookline_telemetry::names::DELIVERIES_DUE).set(due as f64);
         deliveries::claim_due(&mut conn, BATCH, lease).await?
     };
     if claimed.is_empty() {

@@ -54,6 +54,8 @@ impl Worker {
     /// Builds the pool, the HTTP client and the handler, and binds the health listener (port 0
     /// picks a free one). Touches neither Postgres nor RabbitMQ yet.
     pub async fn build(settings: Settings) -> Result<Worker, BuildError> {
+        // Install the metrics recorder before the first delivery is counted.
+        let _ = hookline_telemetry::metrics();
         let delivery = &settings.delivery;
         let schedule = RetrySchedule::parse(
             &delivery.retry_schedule,

@@ -2,6 +2,7 @@
 //! function returning an [`Outcome`], so it is tested without a broker; the consumer around it
 //! only acknowledges.
 
+use hookline_telemetry::names;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,6 +48,23 @@ pub enum Outcome {
     Attempted(NextState),
     /// Shutdown cut the request short: nothing recorded, the delivery is due again now.
     HandedBack,
+}
+
+impl Outcome {
+    /// The `outcome` label of the outcome counter.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Malformed => "malformed",
+            Outcome::Gone => "gone",
+            Outcome::Stale => "stale",
+            Outcome::Disabled => "disabled",
+            Outcome::Deferred => "deferred",
+            Outcome::Attempted(NextState::Success) => "success",
+            Outcome::Attempted(NextState::Retry { .. }) => "retry",
+            Outcome::Attempted(NextState::Failure) => "failure",
+            Outcome::HandedBack => "handed_back",
+        }
+    }
 }
 
 /// Everything one delivery needs, shared by every message a worker handles.
@@ -112,6 +130,7 @@ impl Handler {
         span.record("event_id", tracing::field::display(message.event_id));
         let outcome = self.handle_message(message, stop).await?;
         debug!(?outcome, "delivery message handled");
+        metrics::counter!(names::DELIVERY_OUTCOMES, "outcome" => outcome.label()).increment(1);
         Ok(outcome)
     }
 
@@ -182,6 +201,11 @@ impl Handler {
             },
         };
         drop(slot);
+        metrics::histogram!(names::ATTEMPT_DURATION).record(attempted.elapsed.as_secs_f64());
+        if job.delivery.attempt_count == 0 {
+            let lag = (started - job.event.created).to_std().unwrap_or_default();
+            metrics::histogram!(names::FIRST_ATTEMPT_LAG).record(lag.as_secs_f64());
+        }
         let next = next_state(&job.delivery, &attempted, &self.schedule, Utc::now());
         if let Err(e) = &attempted.result {
             debug!(error = %e, "attempt failed");

@@ -5,6 +5,7 @@
 //! its cap is deferred (handed back to Postgres for a moment), never queued inside the worker
 //! holding a slot.
 
+use hookline_telemetry::names;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
@@ -44,6 +45,7 @@ impl EndpointLimiter {
             return None;
         }
         *count += 1;
+        metrics::gauge!(names::IN_FLIGHT, "endpoint" => endpoint.to_owned()).set(*count as f64);
         Some(Slot {
             limiter: self.clone(),
             key: endpoint.to_owned(),
@@ -69,6 +71,7 @@ impl Drop for Slot {
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = map.get_mut(&self.key) {
             *count = count.saturating_sub(1);
+            metrics::gauge!(names::IN_FLIGHT, "endpoint" => self.key.clone()).set(*count as f64);
             // Forget idle endpoints so the map only holds what is in flight.
             if *count == 0 {
                 map.remove(&self.key);
