@@ -117,6 +117,8 @@ pub struct HttpSettings {
     pub max_json_bytes: usize,
     /// Largest event body accepted by the ingest route (413 beyond it).
     pub max_event_bytes: usize,
+    /// Largest body of the batch ingest route (up to 500 events).
+    pub max_batch_bytes: usize,
     /// Base of the `Location` header; when empty it is derived from the request.
     pub public_url: String,
 }
@@ -127,6 +129,7 @@ impl Default for HttpSettings {
             bind: "127.0.0.1:8080".into(),
             max_json_bytes: 64 * 1024,
             max_event_bytes: 256 * 1024,
+            max_batch_bytes: 8 * 1024 * 1024,
             public_url: String::new(),
         }
     }
@@ -435,6 +438,63 @@ mod tests {
         assert_eq!(
             from_file.amqp.url.expose_secret(),
             defaults.amqp.url.expose_secret()
+        );
+    }
+
+    /// `section.key` of every setting, read off the struct's `{:#?}` (fields at depth 1 are
+    /// sections or top-level keys, at depth 2 keys of a section).
+    fn keys_of_the_struct() -> std::collections::BTreeSet<String> {
+        let text = format!("{:#?}", Settings::default());
+        let mut keys = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            let indent = line.len() - line.trim_start().len();
+            let Some((name, rest)) = line.trim_start().split_once(": ") else {
+                continue;
+            };
+            match indent {
+                4 if rest.ends_with('{') => section = name.to_owned(),
+                4 => {
+                    section.clear();
+                    keys.insert(name.to_owned());
+                }
+                8 => {
+                    keys.insert(format!("{section}.{name}"));
+                }
+                _ => {}
+            }
+        }
+        keys
+    }
+
+    fn keys_of_the_example() -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        let mut section = String::new();
+        for line in include_str!("../hookline.example.toml").lines() {
+            // `#-` marks an optional key, unset by default.
+            let Some(entry) = line.strip_prefix("# ").or_else(|| line.strip_prefix("#- ")) else {
+                continue;
+            };
+            if let Some(name) = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, _)) = entry.split_once(" = ") {
+                keys.insert(if section.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{section}.{key}")
+                });
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_example_file_lists_every_key_and_the_readme_shows_it() {
+        assert_eq!(keys_of_the_example(), keys_of_the_struct());
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(include_str!("../hookline.example.toml")),
+            "README.md must contain crates/config/hookline.example.toml verbatim (Configuration)"
         );
     }
 }
