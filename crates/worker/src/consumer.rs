@@ -7,7 +7,13 @@
 //! acknowledgements are lost with the channel, so the broker redelivers those messages, which
 //! the handler then drops as stale).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use futures::StreamExt as _;
 use hookline_queue::Names;
@@ -36,6 +42,8 @@ pub struct ConsumerConfig {
     pub concurrency: usize,
     /// How long in-flight deliveries may run on after shutdown starts.
     pub shutdown_grace: Duration,
+    /// True while a consumer is registered on the queue (`/readyz`).
+    pub consuming: Arc<AtomicBool>,
 }
 
 /// Consumes until `shutdown`, then stops consuming, lets in-flight deliveries finish within the
@@ -49,7 +57,9 @@ pub async fn run(handler: Arc<Handler>, config: ConsumerConfig, shutdown: Cancel
     };
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        match state.session(&config, &shutdown, &mut backoff).await {
+        let result = state.session(&config, &shutdown, &mut backoff).await;
+        config.consuming.store(false, Ordering::Relaxed);
+        match result {
             Ok(()) => break,
             Err(e) => {
                 warn!(error = %e, "delivery queue unavailable; reconnecting");
@@ -88,6 +98,7 @@ impl State {
         let (channel, mut consumer) =
             hookline_queue::consume(&conn, &config.names, config.prefetch, &tag).await?;
         backoff.reset();
+        config.consuming.store(true, Ordering::Relaxed);
         info!(queue = %config.names.queue, prefetch = config.prefetch, "consuming deliveries");
         loop {
             while self.tasks.try_join_next().is_some() {}

@@ -105,7 +105,12 @@ impl Worker {
             handler,
             health,
         } = self;
-        let health = health::serve(health, shutdown.clone());
+        let readiness = health::Readiness {
+            pool: pool.clone(),
+            consuming: Arc::default(),
+        };
+        let consuming = readiness.consuming.clone();
+        let health = health::serve(health, readiness, shutdown.clone());
         let work = async {
             if !wait_for_schema(&pool, &shutdown).await {
                 return;
@@ -130,6 +135,7 @@ impl Worker {
                     prefetch: settings.worker.prefetch,
                     concurrency: settings.worker.concurrency,
                     shutdown_grace: settings.worker.shutdown_grace,
+                    consuming,
                 },
                 shutdown.clone(),
             );

@@ -11,7 +11,7 @@ use hookline_config::ExposeSecret as _;
 use hookline_worker::Worker;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{TestEnv, WAIT};
+use crate::helpers::{eventually, TestEnv, WAIT};
 
 #[tokio::test]
 async fn the_health_endpoint_answers_ok() {
@@ -87,4 +87,55 @@ async fn sigterm_stops_the_worker_binary_with_exit_code_zero() {
     };
     let status = status.expect("waiting task");
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn readyz_needs_the_database_and_a_consumer_on_the_queue() {
+    let env = TestEnv::new().await;
+    let proxy = hookline_testkit::TcpProxy::start("127.0.0.1:5672".parse().expect("addr"))
+        .await
+        .expect("proxy");
+    let mut settings = env.settings();
+    settings.amqp.url = format!("amqp://guest:guest@{}/%2f", proxy.addr()).into();
+    let worker = Worker::build(settings).await.expect("worker builds");
+    let addr = worker.health_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::new();
+    let readyz = || async {
+        let res = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .expect("readyz answers");
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.expect("json");
+        (status, body)
+    };
+    let body = eventually("ready", || async {
+        let (status, body) = readyz().await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(body["checks"]["broker"], "ok");
+
+    proxy.cut();
+    let body = eventually("unready while the broker is cut", || async {
+        let (status, body) = readyz().await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(body["checks"]["broker"], "down");
+    assert_eq!(body["checks"]["database"], "ok");
+
+    proxy.restore();
+    eventually("ready again", || async {
+        (readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, running)
+        .await
+        .expect("stops")
+        .expect("task");
 }
