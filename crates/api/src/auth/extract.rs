@@ -34,6 +34,15 @@ impl Principal {
                     .on(self.surface),
             );
         }
+        // A brand id is stored as Postgres text, which cannot hold U+0000; a `%00` in the path
+        // was a 500 from the query (found by the schemathesis fuzzer), so it is refused here.
+        if brand.contains('\0') {
+            return Err(ApiError::validation(std::collections::BTreeMap::from([(
+                "brandId".to_owned(),
+                "brandId must not contain the NUL character".to_owned(),
+            )]))
+            .on(self.surface));
+        }
         Ok(())
     }
 
