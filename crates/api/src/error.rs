@@ -118,6 +118,11 @@ impl ApiError {
         err
     }
 
+    /// The per-field problems (field → message).
+    pub fn validations(&self) -> &BTreeMap<String, String> {
+        &self.validations
+    }
+
     /// Names the invalid field in `validations`, keeping this error's code.
     pub fn with_validation(mut self, field: &str, message: impl Into<String>) -> Self {
         self.validations.insert(field.to_owned(), message.into());

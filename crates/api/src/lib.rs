@@ -9,6 +9,7 @@
 //! - `cli.rs`: `serve`, `migrate`, `token`.
 //! - `startup.rs`: building the server from settings; database preparation.
 //! - `state.rs`: what handlers share (pool, authenticator, rate limiter, settings).
+//! - `dispatch.rs`: publishing delivery messages after the commit, off the request path.
 //! - `auth/`: JWT verification, the `Principal` extractor, token minting.
 //! - `error.rs`: the one error type and its flexEngage and FDX renderings.
 //! - `manage.rs`: webhook operations both surfaces share.
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod dispatch;
 pub mod error;
 pub mod manage;
 pub mod routes;

@@ -7,9 +7,11 @@ use actix_web::{dev::Server, web, App, HttpServer};
 use hookline_config::{ExposeSecret, Settings};
 use hookline_queue::{Names, Publisher};
 use hookline_store::{migrate, pool, Pool};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Authenticator,
+    dispatch::Dispatcher,
     routes::{
         self,
         json::{json_config, query_config},
@@ -24,6 +26,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    dispatch_stop: CancellationToken,
+    dispatch_task: tokio::task::JoinHandle<()>,
 }
 
 /// Creates the database if asked and allowed, then applies migrations under the store's
@@ -53,6 +57,8 @@ pub fn build_pool(settings: &Settings) -> anyhow::Result<Pool> {
         wait_timeout: db.pool_wait_timeout,
         connect_timeout: db.connect_timeout,
         statement_timeout: db.statement_timeout,
+        // A 202 promises the event is stored: its commit must be on disk.
+        synchronous_commit: true,
     };
     Ok(pool::build_pool(db.url.expose_secret(), &opts)?)
 }
@@ -90,11 +96,15 @@ impl Application {
         if let Err(e) = publisher.ensure_connected().await {
             tracing::warn!(error = %e, "RabbitMQ unavailable at start; will publish when it returns");
         }
-        let state = web::Data::new(AppState::new(settings.clone(), pool, auth, publisher));
+        let dispatch_stop = CancellationToken::new();
+        let (dispatcher, dispatch_task) =
+            Dispatcher::start(publisher, pool.clone(), dispatch_stop.clone());
+        let state = web::Data::new(AppState::new(settings.clone(), pool, auth, dispatcher));
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
         let json_limit = settings.http.max_json_bytes;
         let event_limit = settings.http.max_event_bytes;
+        let batch_limit = settings.http.max_batch_bytes;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -102,7 +112,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(json_config(json_limit))
                 .app_data(query_config())
-                .configure(|cfg| routes::configure(cfg, event_limit))
+                .configure(|cfg| routes::configure(cfg, event_limit, batch_limit))
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?
@@ -113,6 +123,8 @@ impl Application {
             port,
             server,
             state,
+            dispatch_stop,
+            dispatch_task,
         })
     }
 
@@ -133,6 +145,9 @@ impl Application {
         });
         let result = self.server.await;
         pruner.abort();
+        // In-flight requests are done: publish what they queued, then stop.
+        self.dispatch_stop.cancel();
+        let _ = self.dispatch_task.await;
         result
     }
 

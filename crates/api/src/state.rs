@@ -5,10 +5,9 @@ use std::{num::NonZeroU32, sync::Arc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hookline_config::Settings;
 use hookline_domain::UrlPolicy;
-use hookline_queue::Publisher;
 use hookline_store::Pool;
 
-use crate::{auth::Authenticator, error::ApiError};
+use crate::{auth::Authenticator, dispatch::Dispatcher, error::ApiError};
 
 pub struct AppState {
     pub pool: Pool,
@@ -16,7 +15,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub url_policy: UrlPolicy,
     /// Publishes delivery messages after each ingest commit.
-    pub publisher: Arc<Publisher>,
+    pub dispatcher: Dispatcher,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -33,7 +32,7 @@ impl AppState {
         settings: Arc<Settings>,
         pool: Pool,
         auth: Authenticator,
-        publisher: Arc<Publisher>,
+        dispatcher: Dispatcher,
     ) -> Self {
         let rl = &settings.rate_limit;
         let limiter = rl.enabled.then(|| {
@@ -50,7 +49,7 @@ impl AppState {
             auth,
             settings,
             url_policy,
-            publisher,
+            dispatcher,
             limiter,
         }
     }

@@ -208,6 +208,22 @@ impl Publisher {
         Ok(())
     }
 
+    /// Whether the broker can be reached (`/readyz`): true while a publish holds the
+    /// connection; otherwise (re)connects if needed.
+    pub async fn check(&self) -> bool {
+        if let Ok(link) = self.link.try_lock() {
+            if link
+                .as_ref()
+                .is_some_and(|l| l.channel.status().connected())
+            {
+                return true;
+            }
+        } else {
+            return true;
+        }
+        self.ensure_connected().await.is_ok()
+    }
+
     /// Publishes every message, persistent, then waits for all the confirms together
     /// (pipelined, not one round trip per message). Ok only when the broker confirmed all.
     pub async fn publish(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {

@@ -21,6 +21,9 @@ pub struct PoolOptions {
     pub connect_timeout: Duration,
     /// Server-side bound on every statement (`SET statement_timeout`).
     pub statement_timeout: Duration,
+    /// Whether a commit waits for its WAL to reach disk (`synchronous_commit`). Keep it on
+    /// where an answer promises durability (ingest); see the worker for where it may be off.
+    pub synchronous_commit: bool,
 }
 
 impl Default for PoolOptions {
@@ -30,6 +33,7 @@ impl Default for PoolOptions {
             wait_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
+            synchronous_commit: true,
         }
     }
 }
@@ -39,6 +43,7 @@ impl Default for PoolOptions {
 pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::managed::BuildError> {
     let connect_timeout = opts.connect_timeout;
     let statement_timeout_ms = opts.statement_timeout.as_millis();
+    let synchronous_commit = opts.synchronous_commit;
     let mut config = ManagerConfig::default();
     // Fast: a broken connection is detected by `is_broken` and replaced; a dead server shows as
     // an `Unavailable` error on first use rather than a test query on every checkout.
@@ -54,6 +59,12 @@ pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::manag
                     })??;
             if statement_timeout_ms > 0 {
                 diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            }
+            if !synchronous_commit {
+                diesel::sql_query("SET synchronous_commit = off")
                     .execute(&mut conn)
                     .await
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;

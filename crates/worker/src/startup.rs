@@ -70,6 +70,11 @@ impl Worker {
                 wait_timeout: db.pool_wait_timeout,
                 connect_timeout: db.connect_timeout,
                 statement_timeout: db.statement_timeout,
+                // The worker's writes (leases, attempts, states) need not wait for the disk:
+                // if Postgres itself crashes and loses the last moments of them, the delivery
+                // is back to an earlier PENDING state and the scheduler sends it again. That
+                // is a duplicate, never a loss — and it saves an fsync per delivery.
+                synchronous_commit: false,
             },
         )
         .map_err(|e| BuildError::Pool(e.to_string()))?;

@@ -135,7 +135,7 @@ pub async fn ingest(
         metrics::counter!(hookline_telemetry::names::EVENTS_INGESTED).increment(1);
         metrics::counter!(hookline_telemetry::names::DELIVERIES_CREATED)
             .increment(ingested.webhook_ids.len() as u64);
-        publish(&state, &mut conn, &messages_of(&ingested)).await;
+        state.dispatcher.send(messages_of(&ingested));
     }
     let mut res = HttpResponse::Accepted();
     if !ingested.created {
@@ -149,6 +149,112 @@ pub async fn ingest(
     })))
 }
 
+/// Most events in one batch request.
+pub const MAX_BATCH: usize = 500;
+
+/// `POST /v1/{brandId}/events/batch` with `{"events": [{"type", "data", "idempotencyKey"?}…]}`
+/// (1 to 500) → 202 `{"events": [{id, type, created, deliveries, replayed}…]}` in request order.
+/// The same guarantees per event as single ingest, in one transaction for the whole batch: all
+/// are accepted or, if any is invalid, none (422 naming `events[i].field`).
+#[tracing::instrument(skip_all, fields(brand = %path, events))]
+pub async fn ingest_batch(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Reply {
+    let brand = path.into_inner();
+    principal.authorize(SCOPE_PUBLISH, &brand)?;
+    state.rate_limit(&brand)?;
+    let items = match body.get("events") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
+        _ => {
+            return Err(ApiError::validation(BTreeMap::from([(
+                "events".to_owned(),
+                format!("events must be an array of 1 to {MAX_BATCH} events"),
+            )])))
+        }
+    };
+    tracing::Span::current().record("events", items.len());
+    let mut parsed = Vec::with_capacity(items.len());
+    let mut first_error: Option<ApiError> = None;
+    let mut problems = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = match item.get("idempotencyKey") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+                Some(k.as_str())
+            }
+            Some(_) => {
+                problems.insert(
+                    format!("events[{i}].idempotencyKey"),
+                    format!("must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                );
+                None
+            }
+        };
+        match parse_event(item) {
+            Ok((event_type, data)) => parsed.push((event_type, data, key)),
+            Err(e) => {
+                for (field, message) in e.validations() {
+                    problems.insert(format!("events[{i}].{field}"), message.clone());
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(err) = first_error
+        .or_else(|| (!problems.is_empty()).then(|| ApiError::validation(BTreeMap::new())))
+    {
+        let code = err.error_code();
+        let mut out = ApiError::new(code, "There are errors in the request");
+        for (field, message) in problems {
+            out = out.with_validation(&field, message);
+        }
+        return Err(out);
+    }
+    let news: Vec<NewEvent> = parsed
+        .iter()
+        .map(|(event_type, data, key)| NewEvent {
+            id: Uuid::now_v7(),
+            brand_id: &brand,
+            event_type: event_type.as_str(),
+            payload: data,
+            idempotency_key: *key,
+        })
+        .collect();
+    let match_types: Vec<Vec<String>> = parsed
+        .iter()
+        .map(|(t, _, _)| t.ancestors_and_self())
+        .collect();
+    let lease = state.settings.worker.lease;
+    let mut conn = state.conn().await?;
+    let ingested = events::ingest_batch(&mut conn, &brand, &news, &match_types, lease).await?;
+    let messages: Vec<DeliveryMessage> = ingested
+        .iter()
+        .filter(|i| i.created)
+        .flat_map(messages_of)
+        .collect();
+    let created = ingested.iter().filter(|i| i.created).count();
+    metrics::counter!(hookline_telemetry::names::EVENTS_INGESTED).increment(created as u64);
+    metrics::counter!(hookline_telemetry::names::DELIVERIES_CREATED)
+        .increment(messages.len() as u64);
+    state.dispatcher.send(messages);
+    let answers: Vec<Value> = ingested
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.event.id,
+                "type": i.event.event_type,
+                "created": timestamp(i.event.created),
+                "deliveries": i.webhook_ids.len(),
+                "replayed": !i.created,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Accepted().json(json!({ "events": answers })))
+}
+
 fn messages_of(ingested: &Ingested) -> Vec<DeliveryMessage> {
     let event_id = ingested.event.id;
     ingested
@@ -159,22 +265,6 @@ fn messages_of(ingested: &Ingested) -> Vec<DeliveryMessage> {
             event_id,
         })
         .collect()
-}
-
-/// Publishes delivery messages; on failure hands them to the scheduler at once instead of
-/// waiting for their lease to run out. Never fails the request: the rows are committed.
-async fn publish(
-    state: &AppState,
-    conn: &mut hookline_store::PooledConn,
-    messages: &[DeliveryMessage],
-) {
-    if let Err(e) = state.publisher.publish(messages).await {
-        tracing::warn!(error = %e, "publish failed; the scheduler will publish these deliveries");
-        if let Err(e) = deliveries::release(conn, messages, Utc::now()).await {
-            // Still safe: the lease runs out and the scheduler publishes them then.
-            tracing::warn!(error = %e, "could not release the deliveries' lease");
-        }
-    }
 }
 
 fn page_entry(d: &Delivery, e: &Event) -> Value {
@@ -390,15 +480,9 @@ pub async fn retry(
     {
         return Err(event_not_found(&raw_event));
     }
-    let message = DeliveryMessage {
+    state.dispatcher.send([DeliveryMessage {
         webhook_id: webhook.id,
         event_id,
-    };
-    if let Err(e) = state.publisher.publish(&[message]).await {
-        tracing::warn!(error = %e, "publish failed; the scheduler will publish the retry");
-        if let Err(e) = deliveries::release(&mut conn, &[message], Utc::now()).await {
-            tracing::warn!(error = %e, "could not release the delivery's lease");
-        }
-    }
+    }]);
     Ok(HttpResponse::Accepted().json(json!({ "id": event_id, "status": "PENDING" })))
 }

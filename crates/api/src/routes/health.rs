@@ -11,17 +11,21 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `/readyz`: the database answers. 503 takes the replica out of a load balancer until it does.
+/// `/readyz`: the database answers and the broker is reachable. 503 takes the replica out of a
+/// load balancer until both are.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = match state.pool.get().await {
         Ok(mut conn) => hookline_store::ping(&mut conn).await.is_ok(),
         Err(_) => false,
     };
+    let broker = state.dispatcher.broker_up().await;
+    let word = |ok: bool| if ok { "ok" } else { "down" };
+    let ready = database && broker;
     let body = json!({
-        "status": if database { "ok" } else { "unavailable" },
-        "checks": { "database": if database { "ok" } else { "down" } },
+        "status": if ready { "ok" } else { "unavailable" },
+        "checks": { "database": word(database), "broker": word(broker) },
     });
-    if database {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()

@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::error::{ApiError, Surface};
 
 /// Every route the server has. `startup` mounts this; the OpenAPI contract test walks it.
-/// `max_event_bytes` bounds ingest bodies (other JSON bodies use the app-wide bound).
-pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize) {
+/// `max_event_bytes` and `max_batch_bytes` bound ingest bodies (other JSON bodies use the
+/// app-wide bound).
+pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch_bytes: usize) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
@@ -62,6 +63,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize) {
             web::resource("/v1/{brandId}/events")
                 .app_data(json::json_config(max_event_bytes))
                 .route(web::post().to(events::ingest))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/{brandId}/events/batch")
+                .app_data(json::json_config(max_batch_bytes))
+                .route(web::post().to(events::ingest_batch))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

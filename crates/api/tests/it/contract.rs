@@ -549,6 +549,26 @@ async fn responses_of_every_operation_match_the_document() {
         .body("type=x");
     c.check("POST", t, form, 415).await;
 
+    // Batch ingest.
+    let tb = "/v1/{brandId}/events/batch";
+    let batch = |token: &str, body: Value| {
+        http.post(url("/v1/acme/events/batch"))
+            .bearer_auth(token)
+            .json(&body)
+    };
+    let events = json!({ "events": [
+        { "type": SHIPPED, "data": { "n": 1 } },
+        { "type": SHIPPED, "data": {}, "idempotencyKey": "k-1" },
+    ]});
+    let answered = c.check("POST", tb, batch(&acme, events), 202).await;
+    assert_eq!(answered["events"][1]["replayed"], true, "{answered}");
+    let invalid = json!({ "events": [{ "type": "NOPE", "data": {} }] });
+    c.check("POST", tb, batch(&acme, invalid), 422).await;
+    c.check("POST", tb, batch(&acme, json!({ "events": [] })), 422)
+        .await;
+    let ok = json!({ "events": [{ "type": SHIPPED, "data": {} }] });
+    c.check("POST", tb, batch(&no_publish, ok), 403).await;
+
     // Found by the fuzzer: U+0000, which Postgres text and jsonb cannot hold, was a 500 in a
     // payload and in a brand id; numbers at f64's edge came back from jsonb unparsable.
     let nul = json!({ "type": SHIPPED, "data": { "k": "a\u{0}b" } });

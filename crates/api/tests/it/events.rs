@@ -219,10 +219,18 @@ async fn broker_down_at_ingest_still_accepts_and_leaves_the_deliveries_due_for_t
     let wid: Uuid = w["id"].as_str().expect("id").parse().expect("uuid");
     let pool = app.pool();
     let mut conn = pool.get().await.expect("conn");
-    // Released: due now and unleased, so the scheduler's next claim takes it.
-    let claimed = deliveries::claim_due(&mut conn, 10, Duration::from_secs(60))
-        .await
-        .expect("claim");
+    // Released once the background publish fails: due now and unleased, so the scheduler's
+    // next claim takes it (well before the lease would have run out).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let claimed = loop {
+        let claimed = deliveries::claim_due(&mut conn, 10, Duration::from_secs(60))
+            .await
+            .expect("claim");
+        if !claimed.is_empty() || tokio::time::Instant::now() > deadline {
+            break claimed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         claimed,
         vec![DeliveryMessage {
@@ -425,4 +433,101 @@ async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
         .await
         .expect("request");
     assert_flex_error(res, 409, "ERR-WHK-0008").await;
+}
+
+async fn publish_batch(app: &TestApp, brand: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/{brand}/events/batch")))
+        .bearer_auth(app.token(brand))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_batch_ingests_every_event_with_its_deliveries_and_replays_known_keys() {
+    let app = spawn_app().await;
+    app.webhook("acme", "https://example.com/leaf", &[SHIPPED])
+        .await;
+    app.webhook("acme", "https://example.com/group", &["ORDER_EVENTS"])
+        .await;
+    let first = json_of(
+        publish_event(
+            &app,
+            "acme",
+            json!({ "type": SHIPPED, "data": {} }),
+            Some("k1"),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let body = json!({ "events": [
+        { "type": SHIPPED, "data": { "n": 1 } },
+        { "type": "ORDER_EVENTS.TRACKING.SHIPMENT_DELIVERED", "data": { "n": 2 } },
+        { "type": "RECEIPTS", "data": { "n": 3 } },
+        { "type": SHIPPED, "data": {}, "idempotencyKey": "k1" },
+        { "type": SHIPPED, "data": {}, "idempotencyKey": "k2" },
+        { "type": SHIPPED, "data": {}, "idempotencyKey": "k2" },
+    ]});
+    let res = json_of(publish_batch(&app, "acme", body).await, 202).await;
+    let events = res["events"].as_array().expect("events");
+    let deliveries: Vec<u64> = events
+        .iter()
+        .map(|e| e["deliveries"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(deliveries, [2, 1, 0, 2, 2, 2]);
+    let replayed: Vec<bool> = events
+        .iter()
+        .map(|e| e["replayed"].as_bool().expect("b"))
+        .collect();
+    assert_eq!(replayed, [false, false, false, true, false, true]);
+    assert_eq!(
+        events[3]["id"], first["id"],
+        "a known key answers with the first event"
+    );
+    assert_eq!(
+        events[4]["id"], events[5]["id"],
+        "a key repeated in the batch is one event"
+    );
+    // 2 + 1 + 2 new deliveries were published.
+    assert_eq!(queued(&app, 2 + 2 + 1 + 2).await.len(), 7);
+}
+
+#[tokio::test]
+async fn an_invalid_batch_is_refused_whole_naming_each_bad_event() {
+    let app = spawn_app().await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    let body = json!({ "events": [
+        { "type": SHIPPED, "data": {} },
+        { "type": "NOPE", "data": {} },
+        { "type": SHIPPED },
+    ]});
+    let err = assert_flex_error(publish_batch(&app, "acme", body).await, 422, "ERR-WHK-0002").await;
+    assert!(err["validations"]["events[1].type"].is_string(), "{err}");
+    assert!(err["validations"]["events[2].data"].is_string(), "{err}");
+    let log = json_of(
+        app.get(
+            &format!("/v1/acme/webhooks/{}/events", w["id"].as_str().expect("id")),
+            &app.token("acme"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        log["events"],
+        json!([]),
+        "nothing of a refused batch is kept"
+    );
+    for bad in [
+        json!({ "events": [] }),
+        json!({}),
+        json!({ "events": vec![json!({ "type": SHIPPED, "data": {} }); 501] }),
+    ] {
+        assert_flex_error(publish_batch(&app, "acme", bad).await, 422, "ERR-CMR-0001").await;
+    }
 }

@@ -1,6 +1,6 @@
 //! Liveness and readiness: unauthenticated, JSON.
 
-use crate::helpers::{json_of, spawn_app};
+use crate::helpers::{json_of, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_without_a_token() {
@@ -24,6 +24,23 @@ async fn healthz_and_readyz_answer_without_a_token() {
         200,
     )
     .await;
+    assert_eq!(ready["checks"]["database"], "ok");
+    assert_eq!(ready["checks"]["broker"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_broker_is_unreachable() {
+    // Nothing listens on port 1.
+    let app = spawn_app_with(|s| s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into()).await;
+    let res = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert!(res.headers().contains_key("retry-after"));
+    let ready = json_of(res, 503).await;
+    assert_eq!(ready["checks"]["broker"], "down");
     assert_eq!(ready["checks"]["database"], "ok");
 }
 
