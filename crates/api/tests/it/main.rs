@@ -8,4 +8,5 @@ mod fdx;
 mod health;
 mod helpers;
 mod outage;
+mod process;
 mod webhooks;

@@ -1,0 +1,80 @@
+//! The `hookline-api` binary as an operator runs it: SIGTERM stops it with exit code 0, after
+//! the requests it was serving got their answers.
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use hookline_store::testing::TestDatabase;
+
+#[tokio::test]
+async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
+    let db = TestDatabase::create().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline-api"))
+        .env("HOOKLINE__DATABASE__URL", &db.url)
+        .env("HOOKLINE__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "HOOKLINE__AMQP__PREFIX",
+            format!("hookline_test_{}", uuid::Uuid::new_v4().simple()),
+        )
+        .env("HOOKLINE__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hookline-api");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the API did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Requests in flight when the signal arrives still get their answers.
+    let in_flight: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(client.get(&url).send()))
+        .collect();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    for request in in_flight {
+        // Each either completed before the listener closed or was refused at connect; none
+        // is cut off mid-response.
+        if let Ok(res) = request.await.expect("task") {
+            assert!(res.status().is_success() || res.status() == 503);
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .expect("join");
+    assert!(status.success(), "exit status {status:?}");
+}
