@@ -10,6 +10,7 @@
 //! - `startup.rs`: building the server from settings; database preparation.
 //! - `state.rs`: what handlers share (pool, authenticator, rate limiter, settings).
 //! - `dispatch.rs`: publishing delivery messages after the commit, off the request path.
+//! - `ingest.rs`: group commit of single-event ingests.
 //! - `auth/`: JWT verification, the `Principal` extractor, token minting.
 //! - `error.rs`: the one error type and its flexEngage and FDX renderings.
 //! - `manage.rs`: webhook operations both surfaces share.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod dispatch;
 pub mod error;
+pub mod ingest;
 pub mod manage;
 pub mod routes;
 pub mod startup;

@@ -7,7 +7,7 @@ use hookline_config::Settings;
 use hookline_domain::UrlPolicy;
 use hookline_store::Pool;
 
-use crate::{auth::Authenticator, dispatch::Dispatcher, error::ApiError};
+use crate::{auth::Authenticator, dispatch::Dispatcher, error::ApiError, ingest::IngestQueue};
 
 pub struct AppState {
     pub pool: Pool,
@@ -16,6 +16,8 @@ pub struct AppState {
     pub url_policy: UrlPolicy,
     /// Publishes delivery messages after each ingest commit.
     pub dispatcher: Dispatcher,
+    /// Stores single events in group commits.
+    pub ingest: IngestQueue,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
 
@@ -34,6 +36,7 @@ impl AppState {
         auth: Authenticator,
         dispatcher: Dispatcher,
     ) -> Self {
+        let ingest = IngestQueue::start(pool.clone(), settings.worker.lease);
         let rl = &settings.rate_limit;
         let limiter = rl.enabled.then(|| {
             let per_second = NonZeroU32::new(rl.per_second).unwrap_or(NonZeroU32::MIN);
@@ -50,6 +53,7 @@ impl AppState {
             settings,
             url_policy,
             dispatcher,
+            ingest,
             limiter,
         }
     }

@@ -112,13 +112,13 @@ struct PairRow {
     event_id: Uuid,
 }
 
-/// [`ingest`] for many events of one brand in one transaction and a constant number of
-/// statements: one INSERT for the events, one for all their deliveries. `match_types[i]` are
+/// [`ingest`] for many events (of any brands) in one transaction and a constant number of
+/// statements: one INSERT for the events, one for all their deliveries. The API uses it for
+/// batch requests and to group concurrent single-event requests into one commit. `match_types[i]` are
 /// the types that match `news[i]` (its type and ancestors). An event whose idempotency key was
 /// seen before (in an earlier request or earlier in this batch) answers with that event.
 pub async fn ingest_batch(
     conn: &mut AsyncPgConnection,
-    brand: &str,
     news: &[NewEvent<'_>],
     match_types: &[Vec<String>],
     lease: Duration,
@@ -136,34 +136,38 @@ pub async fn ingest_batch(
         let created: std::collections::HashMap<Uuid, Event> =
             inserted.into_iter().map(|e| (e.id, e)).collect();
         // Events not inserted had an idempotency key already taken: find their first event.
-        let keys: Vec<&str> = news
+        let replays: Vec<(&str, &str)> = news
             .iter()
             .filter(|n| !created.contains_key(&n.id))
-            .filter_map(|n| n.idempotency_key)
+            .filter_map(|n| Some((n.brand_id, n.idempotency_key?)))
             .collect();
-        let earlier: Vec<Event> = if keys.is_empty() {
+        let earlier: Vec<Event> = if replays.is_empty() {
             Vec::new()
         } else {
+            let brands: Vec<&str> = replays.iter().map(|(b, _)| *b).collect();
+            let keys: Vec<&str> = replays.iter().map(|(_, k)| *k).collect();
             events::table
-                .filter(events::brand_id.eq(brand))
+                .filter(events::brand_id.eq_any(&brands))
                 .filter(events::idempotency_key.eq_any(&keys))
                 .select(Event::as_select())
                 .load(conn)
                 .await?
         };
-        let by_key: std::collections::HashMap<&str, &Event> = earlier
+        let by_key: std::collections::HashMap<(&str, &str), &Event> = earlier
             .iter()
-            .filter_map(|e| Some((e.idempotency_key.as_deref()?, e)))
+            .filter_map(|e| Some(((e.brand_id.as_str(), e.idempotency_key.as_deref()?), e)))
             .collect();
 
         // One row per (new event, type that matches it).
         let mut pair_events = Vec::new();
         let mut pair_types = Vec::new();
+        let mut pair_brands = Vec::new();
         for (new, types) in news.iter().zip(match_types) {
             if created.contains_key(&new.id) {
                 for t in types {
                     pair_events.push(new.id);
                     pair_types.push(t.as_str());
+                    pair_brands.push(new.brand_id);
                 }
             }
         }
@@ -172,15 +176,16 @@ pub async fn ingest_batch(
         let pairs: Vec<PairRow> = diesel::sql_query(
             "INSERT INTO deliveries (webhook_id, event_id, next_attempt_at, leased_until) \
              SELECT DISTINCT w.id, m.event_id, $3::timestamptz, $4::timestamptz \
-             FROM unnest($1::uuid[], $2::text[]) AS m(event_id, match_type) \
-             JOIN webhooks w ON w.brand_id = $5 AND w.enabled AND m.match_type = ANY(w.event_types) \
+             FROM unnest($1::uuid[], $2::text[], $5::text[]) AS m(event_id, match_type, brand_id) \
+             JOIN webhooks w ON w.brand_id = m.brand_id AND w.enabled \
+                AND m.match_type = ANY(w.event_types) \
              RETURNING webhook_id, event_id",
         )
         .bind::<Array<SqlUuid>, _>(&pair_events)
         .bind::<Array<Text>, _>(&pair_types)
         .bind::<Timestamptz, _>(now)
         .bind::<Timestamptz, _>(now + lease)
-        .bind::<Text, _>(brand)
+        .bind::<Array<Text>, _>(&pair_brands)
         .load(conn)
         .await?;
         let mut owed: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
@@ -189,8 +194,11 @@ pub async fn ingest_batch(
         }
         // Deliveries of events from earlier requests, for their answer (an event created
         // earlier in this batch already has its deliveries in `owed`).
-        let replayed_ids: Vec<Uuid> =
-            earlier.iter().map(|e| e.id).filter(|id| !created.contains_key(id)).collect();
+        let replayed_ids: Vec<Uuid> = earlier
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| !created.contains_key(id))
+            .collect();
         if !replayed_ids.is_empty() {
             let rows: Vec<(Uuid, Uuid)> = deliveries::table
                 .filter(deliveries::event_id.eq_any(&replayed_ids))
@@ -206,16 +214,22 @@ pub async fn ingest_batch(
             let (event, was_created) = match created.get(&new.id) {
                 Some(e) => (e.clone(), true),
                 None => {
-                    let key = new.idempotency_key.unwrap_or_default();
-                    let Some(e) = by_key.get(key) else {
-                        return Err(StoreError::Conflict("events_brand_id_idempotency_key_idx".into()));
+                    let key = (new.brand_id, new.idempotency_key.unwrap_or_default());
+                    let Some(e) = by_key.get(&key) else {
+                        return Err(StoreError::Conflict(
+                            "events_brand_id_idempotency_key_idx".into(),
+                        ));
                     };
                     ((*e).clone(), false)
                 }
             };
             let mut webhook_ids = owed.get(&event.id).cloned().unwrap_or_default();
             webhook_ids.sort();
-            out.push(Ingested { event, webhook_ids, created: was_created });
+            out.push(Ingested {
+                event,
+                webhook_ids,
+                created: was_created,
+            });
         }
         Ok(out)
     })

@@ -23,6 +23,7 @@ use super::{parse_webhook_id, views::timestamp, webhook_not_found};
 use crate::{
     auth::{Principal, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
     error::ApiError,
+    ingest::PendingEvent,
     manage,
     state::AppState,
 };
@@ -120,16 +121,18 @@ pub async fn ingest(
     state.rate_limit(&brand)?;
     let key = idempotency_key(&req)?;
     let (event_type, data) = parse_event(&body)?;
-    let new = NewEvent {
-        id: Uuid::now_v7(),
-        brand_id: &brand,
-        event_type: event_type.as_str(),
-        payload: data,
-        idempotency_key: key.as_deref(),
-    };
-    let lease = state.settings.worker.lease;
-    let mut conn = state.conn().await?;
-    let ingested = events::ingest(&mut conn, &new, &event_type.ancestors_and_self(), lease).await?;
+    // Stored in a group commit with concurrent requests; answered after that commit.
+    let ingested = state
+        .ingest
+        .ingest(PendingEvent {
+            id: Uuid::now_v7(),
+            brand_id: brand.clone(),
+            event_type: event_type.as_str().to_owned(),
+            payload: data.clone(),
+            idempotency_key: key,
+            match_types: event_type.ancestors_and_self(),
+        })
+        .await?;
     tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
     if ingested.created {
         metrics::counter!(hookline_telemetry::names::EVENTS_INGESTED).increment(1);
@@ -229,7 +232,7 @@ pub async fn ingest_batch(
         .collect();
     let lease = state.settings.worker.lease;
     let mut conn = state.conn().await?;
-    let ingested = events::ingest_batch(&mut conn, &brand, &news, &match_types, lease).await?;
+    let ingested = events::ingest_batch(&mut conn, &news, &match_types, lease).await?;
     let messages: Vec<DeliveryMessage> = ingested
         .iter()
         .filter(|i| i.created)

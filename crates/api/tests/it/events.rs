@@ -531,3 +531,42 @@ async fn an_invalid_batch_is_refused_whole_naming_each_bad_event() {
         assert_flex_error(publish_batch(&app, "acme", bad).await, 422, "ERR-CMR-0001").await;
     }
 }
+
+#[tokio::test]
+async fn concurrent_single_ingests_share_commits_without_mixing_brands_or_keys() {
+    let app = spawn_app().await;
+    app.webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    app.webhook("other", "https://example.com/o", &["ORDER_EVENTS"])
+        .await;
+    app.webhook("other", "https://example.com/o2", &[SHIPPED])
+        .await;
+    let mut requests = Vec::new();
+    for i in 0..60 {
+        let brand = if i % 2 == 0 { "acme" } else { "other" };
+        // Every third request of a brand reuses that brand's one key.
+        let key = (i % 3 == 0).then(|| format!("{brand}-same"));
+        let app = &app;
+        requests.push(async move {
+            let body = json!({ "type": SHIPPED, "data": { "i": i } });
+            let res = publish_event(app, brand, body, key.as_deref()).await;
+            (brand, key.is_some(), json_of(res, 202).await)
+        });
+    }
+    let answers = futures::future::join_all(requests).await;
+    let mut keyed_ids = std::collections::HashMap::new();
+    for (brand, keyed, body) in &answers {
+        let expected = if *brand == "acme" { 1 } else { 2 };
+        assert_eq!(body["deliveries"], expected, "{brand}: {body}");
+        if *keyed {
+            keyed_ids
+                .entry(*brand)
+                .or_insert_with(std::collections::HashSet::new)
+                .insert(body["id"].clone());
+        }
+    }
+    // All requests with one brand's key got that brand's one event.
+    assert_eq!(keyed_ids["acme"].len(), 1);
+    assert_eq!(keyed_ids["other"].len(), 1);
+    assert_ne!(keyed_ids["acme"], keyed_ids["other"]);
+}
