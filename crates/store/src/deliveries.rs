@@ -83,9 +83,10 @@ pub struct Recorded {
     pub next: NextState,
 }
 
-/// Records attempts and moves their deliveries on, in one transaction: one INSERT for all
-/// attempt rows, then one UPDATE per delivery. Only PENDING deliveries are moved, so a repeated
-/// message cannot turn a final delivery back.
+/// Records attempts and moves their deliveries on, in one transaction of two statements
+/// whatever their number: one INSERT for all attempt rows, one UPDATE for all deliveries. Only
+/// PENDING deliveries are moved, so a repeated message cannot turn a final delivery back. The
+/// worker gathers the attempts of many concurrent deliveries into one call.
 pub async fn record_attempts(
     conn: &mut AsyncPgConnection,
     recorded: &[Recorded],
@@ -93,36 +94,45 @@ pub async fn record_attempts(
     if recorded.is_empty() {
         return Ok(());
     }
+    let rows: Vec<NewAttempt> = recorded.iter().map(|r| r.attempt.clone()).collect();
+    let webhook_ids: Vec<Uuid> = recorded.iter().map(|r| r.attempt.webhook_id).collect();
+    let event_ids: Vec<Uuid> = recorded.iter().map(|r| r.attempt.event_id).collect();
+    let statuses: Vec<&str> = recorded
+        .iter()
+        .map(|r| match r.next {
+            NextState::Success => SUCCESS,
+            NextState::Retry { .. } => PENDING,
+            NextState::Failure => FAILURE,
+        })
+        .collect();
+    let next_ats: Vec<Option<DateTime<Utc>>> = recorded
+        .iter()
+        .map(|r| match r.next {
+            NextState::Retry { at } => Some(at),
+            _ => None,
+        })
+        .collect();
     conn.transaction::<_, StoreError, _>(async |conn| {
-        let rows: Vec<&NewAttempt> = recorded.iter().map(|r| &r.attempt).collect();
         diesel::insert_into(attempts::table)
-            .values(rows.into_iter().cloned().collect::<Vec<_>>())
+            .values(&rows)
             .execute(conn)
             .await?;
-        for r in recorded {
-            let target = deliveries::table
-                .filter(deliveries::webhook_id.eq(r.attempt.webhook_id))
-                .filter(deliveries::event_id.eq(r.attempt.event_id))
-                .filter(deliveries::status.eq(PENDING));
-            let (status, next_at) = match r.next {
-                NextState::Success => (SUCCESS, None),
-                NextState::Retry { at } => (PENDING, Some(at)),
-                NextState::Failure => (FAILURE, None),
-            };
-            diesel::update(target)
-                .set((
-                    deliveries::status.eq(status),
-                    deliveries::status_reason.eq(None::<String>),
-                    deliveries::attempt_count.eq(deliveries::attempt_count + 1),
-                    deliveries::next_attempt_at.eq(next_at),
-                    deliveries::leased_until.eq(None::<DateTime<Utc>>),
-                    // A manual retry is one attempt: whatever it gave, the flag is spent.
-                    deliveries::manual_retry.eq(false),
-                    deliveries::updated.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?;
-        }
+        // A manual retry is one attempt: whatever it gave, the flag is spent.
+        diesel::sql_query(
+            "UPDATE deliveries d SET status = m.status, status_reason = NULL, \
+                 attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
+                 leased_until = NULL, manual_retry = false, updated = now() \
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
+                 AS m(webhook_id, event_id, status, next_at) \
+             WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+                 AND d.status = 'PENDING'",
+        )
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&webhook_ids)
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_ids)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&statuses)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Nullable<Timestamptz>>, _>(&next_ats)
+        .execute(conn)
+        .await?;
         Ok(())
     })
     .await

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{
     limiter::EndpointLimiter,
+    record::Recorder,
     request::SignedRequest,
     send::{Attempted, Sender, TransportError},
 };
@@ -71,6 +72,8 @@ impl Outcome {
 #[derive(Clone)]
 pub struct Handler {
     pool: Pool,
+    /// Writes attempts of concurrent deliveries together.
+    recorder: Recorder,
     sender: Sender,
     schedule: RetrySchedule,
     limiter: EndpointLimiter,
@@ -99,6 +102,7 @@ impl Handler {
         request_timeout: Duration,
     ) -> Handler {
         Handler {
+            recorder: Recorder::start(pool.clone()),
             pool,
             sender,
             schedule,
@@ -214,8 +218,7 @@ impl Handler {
             attempt: attempt_row(&job, &attempted, started),
             next: next.clone(),
         };
-        let mut conn = self.pool.get().await?;
-        deliveries::record_attempts(&mut conn, &[recorded]).await?;
+        self.recorder.record(recorded).await?;
         Ok(Outcome::Attempted(next))
     }
 }

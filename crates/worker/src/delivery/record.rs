@@ -1,0 +1,81 @@
+//! Group recording: the attempts of many concurrent deliveries written in one transaction.
+//!
+//! Each handler hands its attempt to the [`Recorder`] and waits; a few recorder tasks take
+//! whatever has gathered (up to [`GROUP`]) and write it with
+//! [`deliveries::record_attempts`] — two statements for the whole group — then answer every
+//! handler. A handler acknowledges its message only after that answer, so the rule "ack after
+//! the commit" holds; under load, hundreds of deliveries share one transaction instead of
+//! each paying four round trips of its own.
+
+use std::sync::Arc;
+
+use hookline_store::{
+    deliveries::{self, Recorded},
+    Pool, StoreError,
+};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Most attempts in one transaction.
+const GROUP: usize = 256;
+/// Recorder tasks: while one waits for its commit, another gathers the next group.
+const RECORDERS: usize = 2;
+
+type Reply = Result<(), StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<(Recorded, oneshot::Sender<Reply>)>,
+}
+
+impl Recorder {
+    /// Starts the recorder tasks (they end when every `Recorder` clone is dropped).
+    pub fn start(pool: Pool) -> Recorder {
+        let (tx, rx) = mpsc::channel(GROUP * RECORDERS * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..RECORDERS {
+            tokio::spawn(run(rx.clone(), pool.clone()));
+        }
+        Recorder { tx }
+    }
+
+    /// Records one attempt (in some group); Ok once its transaction committed.
+    pub async fn record(&self, recorded: Recorded) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the recorder has stopped".into());
+        self.tx
+            .send((recorded, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+type Queue = Arc<Mutex<mpsc::Receiver<(Recorded, oneshot::Sender<Reply>)>>>;
+
+async fn run(rx: Queue, pool: Pool) {
+    let mut group = Vec::with_capacity(GROUP);
+    loop {
+        if rx.lock().await.recv_many(&mut group, GROUP).await == 0 {
+            return;
+        }
+        let (rows, replies): (Vec<Recorded>, Vec<_>) = group.drain(..).unzip();
+        let result = match pool.get().await {
+            Ok(mut conn) => deliveries::record_attempts(&mut conn, &rows).await,
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Nothing of the group was written: every handler requeues its message.
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
