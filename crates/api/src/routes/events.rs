@@ -185,13 +185,19 @@ pub async fn ingest_batch(
     for (i, item) in items.iter().enumerate() {
         let key = match item.get("idempotencyKey") {
             None | Some(Value::Null) => None,
-            Some(Value::String(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
+            // The same alphabet as the `Idempotency-Key` header (visible ASCII and space), which
+            // also keeps out U+0000, which Postgres text cannot store (found by schemathesis).
+            Some(Value::String(k))
+                if !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+            {
                 Some(k.as_str())
             }
             Some(_) => {
                 problems.insert(
                     format!("events[{i}].idempotencyKey"),
-                    format!("must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
                 );
                 None
             }

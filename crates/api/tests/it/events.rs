@@ -523,6 +523,20 @@ async fn an_invalid_batch_is_refused_whole_naming_each_bad_event() {
         json!([]),
         "nothing of a refused batch is kept"
     );
+    // An idempotency key outside the header's alphabet (here U+0000, which Postgres text
+    // cannot hold) is a 422 naming it, not a 500 (found by schemathesis).
+    let nul_key =
+        json!({ "events": [{ "type": SHIPPED, "data": {}, "idempotencyKey": "a\u{0}b" }] });
+    let err = assert_flex_error(
+        publish_batch(&app, "acme", nul_key).await,
+        422,
+        "ERR-CMR-0001",
+    )
+    .await;
+    assert!(
+        err["validations"]["events[0].idempotencyKey"].is_string(),
+        "{err}"
+    );
     for bad in [
         json!({ "events": [] }),
         json!({}),
