@@ -8,6 +8,8 @@ use std::{
 
 use hookline_store::testing::TestDatabase;
 
+use crate::helpers::AMQP_URL;
+
 #[tokio::test]
 async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
     let db = TestDatabase::create().await;
@@ -15,13 +17,11 @@ async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr").port()
     };
+    let prefix = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookline-api"))
         .env("HOOKLINE__DATABASE__URL", &db.url)
         .env("HOOKLINE__HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "HOOKLINE__AMQP__PREFIX",
-            format!("hookline_test_{}", uuid::Uuid::new_v4().simple()),
-        )
+        .env("HOOKLINE__AMQP__PREFIX", &prefix)
         .env("HOOKLINE__LOG__LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -76,5 +76,9 @@ async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
     })
     .await
     .expect("join");
+    // The binary declared this test's exchange and queue at start.
+    hookline_queue::delete_topology(AMQP_URL, &hookline_queue::Names::from_prefix(&prefix))
+        .await
+        .expect("remove the test's queue");
     assert!(status.success(), "exit status {status:?}");
 }
