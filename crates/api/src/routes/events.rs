@@ -19,12 +19,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{parse_webhook_id, views::timestamp, webhook_not_found};
+use super::{views::timestamp, webhook_of};
 use crate::{
-    auth::{Principal, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
+    auth::{Principal, SCOPE_PUBLISH},
     error::ApiError,
     ingest::PendingEvent,
-    manage,
     state::AppState,
 };
 
@@ -378,22 +377,6 @@ fn parse_page(q: &PageQuery) -> Result<Page, ApiError> {
     } else {
         Err(ApiError::validation(problems))
     }
-}
-
-/// Resolves `{brandId}/webhooks/{id}` for the event log routes: authorised, rate limited, and
-/// the webhook belongs to the brand.
-async fn webhook_of(
-    state: &AppState,
-    principal: &Principal,
-    brand: &str,
-    raw_id: &str,
-) -> Result<hookline_store::models::Webhook, ApiError> {
-    principal.authorize(SCOPE_WEBHOOKS, brand)?;
-    state.rate_limit(brand)?;
-    let id = parse_webhook_id(brand, raw_id)?;
-    manage::get(state, brand, id)
-        .await?
-        .ok_or_else(|| webhook_not_found(brand, raw_id))
 }
 
 fn event_not_found(raw: &str) -> ApiError {

@@ -127,3 +127,19 @@ pub fn webhook_not_found(brand: &str, id: &str) -> ApiError {
         format!("A webhook with ID: {id} for brandId: {brand} was not found"),
     )
 }
+
+/// Resolves `{brandId}/webhooks/{id}` for a flexEngage route: the caller may manage the brand's
+/// webhooks, is within its rate limit, and the webhook exists and belongs to the brand.
+pub async fn webhook_of(
+    state: &crate::state::AppState,
+    principal: &crate::auth::Principal,
+    brand: &str,
+    raw_id: &str,
+) -> Result<hookline_store::models::Webhook, ApiError> {
+    principal.authorize(crate::auth::SCOPE_WEBHOOKS, brand)?;
+    state.rate_limit(brand)?;
+    let id = parse_webhook_id(brand, raw_id)?;
+    crate::manage::get(state, brand, id)
+        .await?
+        .ok_or_else(|| webhook_not_found(brand, raw_id))
+}

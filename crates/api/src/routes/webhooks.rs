@@ -7,7 +7,7 @@ use hookline_domain::ErrorCode;
 use hookline_store::webhooks;
 use serde_json::{json, Value};
 
-use super::{parse_webhook_id, views, webhook_not_found};
+use super::{parse_webhook_id, views, webhook_not_found, webhook_of};
 use crate::{
     auth::{Principal, SCOPE_WEBHOOKS},
     error::ApiError,
@@ -80,12 +80,8 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (brand, raw_id) = path.into_inner();
-    admit(&state, &principal, &brand)?;
-    let id = parse_webhook_id(&brand, &raw_id)?;
-    match manage::get(&state, &brand, id).await? {
-        Some(w) => Ok(HttpResponse::Ok().json(views::WebhookView::from(&w))),
-        None => Err(webhook_not_found(&brand, &raw_id)),
-    }
+    let w = webhook_of(&state, &principal, &brand, &raw_id).await?;
+    Ok(HttpResponse::Ok().json(views::WebhookView::from(&w)))
 }
 
 /// flexEngage `PATCH`: `{"enabled": bool}` → 204, no body.
@@ -149,15 +145,11 @@ pub async fn get_secret(
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (brand, raw_id) = path.into_inner();
-    admit(&state, &principal, &brand)?;
-    let id = parse_webhook_id(&brand, &raw_id)?;
-    match manage::get(&state, &brand, id).await? {
-        Some(w) => Ok(HttpResponse::Ok().json(json!({
-            "secret": w.secret,
-            "previousSecretExpires": w.previous_secret_expires_at.map(views::timestamp),
-        }))),
-        None => Err(webhook_not_found(&brand, &raw_id)),
-    }
+    let w = webhook_of(&state, &principal, &brand, &raw_id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "secret": w.secret,
+        "previousSecretExpires": w.previous_secret_expires_at.map(views::timestamp),
+    })))
 }
 
 /// `POST …/{id}/secret/rotate` with an optional `{"secret": "…"}`: a new secret now, the old
