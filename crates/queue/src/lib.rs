@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use hookline_domain::DeliveryMessage;
+use hookline_domain::{message::MAX_POINTERS, DeliveryMessage};
 use lapin::{
     options::{
         BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -224,8 +224,9 @@ impl Publisher {
         self.ensure_connected().await.is_ok()
     }
 
-    /// Publishes every message, persistent, then waits for all the confirms together
-    /// (pipelined, not one round trip per message). Ok only when the broker confirmed all.
+    /// Publishes the pointers, up to [`MAX_POINTERS`] per queue message, persistent, then waits
+    /// for all the confirms together (pipelined, not one round trip per message). Ok only when
+    /// the broker confirmed all.
     pub async fn publish(&self, messages: &[DeliveryMessage]) -> Result<(), QueueError> {
         if messages.is_empty() {
             return Ok(());
@@ -262,14 +263,14 @@ async fn publish_on(
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into());
-    let mut confirms = Vec::with_capacity(messages.len());
-    for message in messages {
+    let mut confirms = Vec::with_capacity(messages.len().div_ceil(MAX_POINTERS));
+    for chunk in messages.chunks(MAX_POINTERS) {
         let confirm = channel
             .basic_publish(
                 names.exchange.as_str().into(),
                 ROUTING_KEY.into(),
                 BasicPublishOptions::default(),
-                &message.to_bytes(),
+                &DeliveryMessage::batch_to_bytes(chunk),
                 properties.clone(),
             )
             .await?;

@@ -121,7 +121,7 @@ pub async fn record_attempts(
         diesel::sql_query(
             "UPDATE deliveries d SET status = m.status, status_reason = NULL, \
                  attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
-                 leased_until = NULL, manual_retry = false, updated = now() \
+                 leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
                  AS m(webhook_id, event_id, status, next_at) \
              WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
@@ -156,6 +156,7 @@ pub async fn finish_unsent(
         deliveries::status_reason.eq(reason),
         deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
         deliveries::leased_until.eq(None::<DateTime<Utc>>),
+        deliveries::attempting.eq(false),
         deliveries::manual_retry.eq(false),
         deliveries::updated.eq(diesel::dsl::now),
     ))
@@ -178,7 +179,8 @@ pub async fn release(
     let webhook_ids: Vec<Uuid> = messages.iter().map(|m| m.webhook_id).collect();
     let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
     diesel::sql_query(
-        "UPDATE deliveries d SET next_attempt_at = $3, leased_until = NULL, updated = now() \
+        "UPDATE deliveries d SET next_attempt_at = $3, leased_until = NULL, attempting = false, \
+             updated = now() \
          FROM unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
          WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id AND d.status = 'PENDING'",
     )
@@ -207,7 +209,8 @@ pub async fn claim_due(
     lease: Duration,
 ) -> Result<Vec<DeliveryMessage>, StoreError> {
     let rows: Vec<Claimed> = diesel::sql_query(
-        "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond' \
+        "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond', \
+             attempting = false \
          FROM (SELECT webhook_id, event_id FROM deliveries \
                WHERE status = 'PENDING' AND next_attempt_at <= now() \
                  AND (leased_until IS NULL OR leased_until <= now()) \
@@ -315,6 +318,7 @@ pub async fn request_retry(
         deliveries::status_reason.eq(None::<String>),
         deliveries::next_attempt_at.eq(Some(now)),
         deliveries::leased_until.eq(Some(now + chrono_duration(lease))),
+        deliveries::attempting.eq(false),
         deliveries::updated.eq(diesel::dsl::now),
     ))
     .returning(Delivery::as_returning())

@@ -54,7 +54,7 @@ pub struct NewEvent<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = deliveries, check_for_backend(diesel::pg::Pg))]
 pub struct Delivery {
     pub webhook_id: Uuid,

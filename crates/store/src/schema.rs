@@ -29,6 +29,7 @@ diesel::table! {
         manual_retry -> Bool,
         created -> Timestamptz,
         updated -> Timestamptz,
+        attempting -> Bool,
     }
 }
 

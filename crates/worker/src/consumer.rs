@@ -1,5 +1,6 @@
-//! The consumer loop: takes messages from the delivery queue, runs [`Handler::handle`] on each
-//! (at most `worker.concurrency` at once) and acknowledges after the database commit.
+//! The consumer loop: takes messages from the delivery queue, runs [`Handler::handle_batch`] on
+//! the delivery pointers of each (at most `worker.concurrency` deliveries at once) and
+//! acknowledges after the database commit.
 //!
 //! Any number of workers consume the one queue; the broker spreads messages across them, and
 //! `worker.prefetch` bounds what each holds unacknowledged. A lost broker connection is
@@ -16,6 +17,7 @@ use std::{
 };
 
 use futures::StreamExt as _;
+use hookline_domain::DeliveryMessage;
 use hookline_queue::Names;
 use lapin::{
     message::Delivery,
@@ -100,30 +102,38 @@ impl State {
         backoff.reset();
         config.consuming.store(true, Ordering::Relaxed);
         info!(queue = %config.names.queue, prefetch = config.prefetch, "consuming deliveries");
+        let concurrency = config.concurrency.max(1);
         loop {
             while self.tasks.try_join_next().is_some() {}
-            // A slot first, then a message: at most `concurrency` are handled at once, and
-            // the broker holds back what is beyond `prefetch` for the other workers.
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => break,
-                permit = self.slots.clone().acquire_owned() => permit?,
-            };
             let next = tokio::select! {
                 () = shutdown.cancelled() => break,
                 next = consumer.next() => next,
             };
-            match next {
-                Some(Ok(delivery)) => {
-                    let handler = self.handler.clone();
-                    let stop = self.stop_sends.clone();
-                    self.tasks.spawn(async move {
-                        process(&handler, delivery, &stop).await;
-                        drop(permit);
-                    });
-                }
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
                 Some(Err(e)) => return Err(e.into()),
                 None => anyhow::bail!("the broker ended the consumer"),
-            }
+            };
+            let Ok(messages) = DeliveryMessage::batch_from_bytes(&delivery.data) else {
+                // Logged and counted by the handler; acknowledged so it is not redelivered.
+                let _ = self.handler.handle(&delivery.data, &self.stop_sends).await;
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                continue;
+            };
+            // A permit per delivery the message points to: at most `concurrency` deliveries
+            // are handled at once, and the broker holds back what is beyond `prefetch` for
+            // the other workers. Only this loop acquires, so waiting here cannot deadlock.
+            let wanted = u32::try_from(messages.len().clamp(1, concurrency)).unwrap_or(1);
+            let permits = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permits = self.slots.clone().acquire_many_owned(wanted) => permits?,
+            };
+            let handler = self.handler.clone();
+            let stop = self.stop_sends.clone();
+            self.tasks.spawn(async move {
+                process(&handler, &messages, delivery, &stop).await;
+                drop(permits);
+            });
         }
         // Stop taking messages; those prefetched but not started go back to the queue when the
         // channel closes, and their deliveries are still leased in Postgres.
@@ -170,10 +180,16 @@ impl State {
     }
 }
 
-/// Handles one message and settles it with the broker: ack once the outcome is in Postgres;
-/// on a database error, requeue (after a pause) so the delivery is tried again.
-async fn process(handler: &Handler, delivery: Delivery, stop: &CancellationToken) {
-    match handler.handle(&delivery.data, stop).await {
+/// Handles one message and settles it with the broker: ack once every delivery it points to
+/// is settled in Postgres; on a database error, requeue (after a pause) so they are tried
+/// again (those already recorded are then dropped as stale).
+async fn process(
+    handler: &Handler,
+    messages: &[DeliveryMessage],
+    delivery: Delivery,
+    stop: &CancellationToken,
+) {
+    match handler.handle_batch(messages, stop).await {
         Ok(_) => {
             if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                 // The channel is gone; the broker redelivers and the handler drops it as stale.

@@ -62,7 +62,7 @@ async fn queued(app: &TestApp, n: usize) -> Vec<DeliveryMessage> {
             .expect("message within 10 s")
             .expect("open")
             .expect("delivery");
-        got.push(DeliveryMessage::from_bytes(&d.data).expect("message"));
+        got.extend(DeliveryMessage::batch_from_bytes(&d.data).expect("message"));
         d.ack(BasicAckOptions::default()).await.expect("ack");
     }
     got

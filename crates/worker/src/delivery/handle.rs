@@ -1,19 +1,20 @@
-//! Handling one delivery message, from the queue's bytes to the recorded attempt. A plain async
-//! function returning an [`Outcome`], so it is tested without a broker; the consumer around it
-//! only acknowledges.
+//! Handling one queue message, from its bytes to the recorded attempts of the deliveries it
+//! points to. A plain async function returning an [`Outcome`] per delivery, so it is tested
+//! without a broker; the consumer around it only acknowledges.
 
 use hookline_telemetry::names;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 use hookline_domain::{DeliveryMessage, RetrySchedule};
 use hookline_store::{
-    deliveries::{self, Job, NextState, Recorded, FAILURE, PENDING, SUCCESS},
+    deliveries::{self, Job, NextState, Recorded, FAILURE, SUCCESS},
     models::{Delivery, NewAttempt},
     worker_queries, Pool, StoreError,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn, Span};
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::{
@@ -31,7 +32,7 @@ pub const DEFER_DELAY: Duration = Duration::from_millis(250);
 /// attempt after the request ended.
 const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
-/// What became of one message. Every variant is acknowledged: the database now says what is
+/// What became of one delivery pointer. Every variant is acknowledged: the database now says what is
 /// owed, whatever the message said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -43,7 +44,8 @@ pub enum Outcome {
     Stale,
     /// The webhook is disabled: the delivery ended FAILURE (`webhook_disabled`) unsent.
     Disabled,
-    /// The endpoint is at its in-flight cap: handed back, due in [`DEFER_DELAY`].
+    /// The endpoint stayed at its in-flight cap for [`DEFER_DELAY`]: handed back, due in
+    /// [`DEFER_DELAY`].
     Deferred,
     /// An attempt was made and recorded; the delivery moved on to this state.
     Attempted(NextState),
@@ -111,74 +113,86 @@ impl Handler {
         }
     }
 
-    /// Handles the bytes of one queue message. `stop` cuts an in-flight request short
-    /// (shutdown after its grace period); the delivery is then handed back, not recorded.
+    /// Handles the bytes of one queue message: one [`Outcome`] per delivery pointer in it.
+    /// `stop` cuts in-flight requests short (shutdown after its grace period); their
+    /// deliveries are then handed back, not recorded.
     ///
-    /// An error means the database could not be reached: nothing was decided, and the caller
-    /// must let the message be delivered again.
-    #[tracing::instrument(skip_all, fields(brand, webhook_id, event_id))]
+    /// An error means the database could not be reached: the caller must let the message be
+    /// delivered again (what was recorded meanwhile is then stale and dropped).
     pub async fn handle(
         &self,
         payload: &[u8],
         stop: &CancellationToken,
-    ) -> Result<Outcome, StoreError> {
-        let message = match DeliveryMessage::from_bytes(payload) {
-            Ok(m) => m,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        match DeliveryMessage::batch_from_bytes(payload) {
+            Ok(messages) => self.handle_batch(&messages, stop).await,
             Err(e) => {
                 warn!(error = %e, bytes = payload.len(), "dropping a message that is not a delivery message");
-                return Ok(Outcome::Malformed);
+                count(&Outcome::Malformed);
+                Ok(vec![Outcome::Malformed])
             }
-        };
-        let span = Span::current();
-        span.record("webhook_id", tracing::field::display(message.webhook_id));
-        span.record("event_id", tracing::field::display(message.event_id));
-        let outcome = self.handle_message(message, stop).await?;
-        debug!(?outcome, "delivery message handled");
-        metrics::counter!(names::DELIVERY_OUTCOMES, "outcome" => outcome.label()).increment(1);
-        Ok(outcome)
+        }
     }
 
-    async fn handle_message(
+    /// Handles the deliveries of one queue message: takes them all in one statement, then
+    /// attempts them concurrently (the caller holds a concurrency permit for each), each
+    /// recorded through the group recorder. Returns once every one is settled.
+    pub async fn handle_batch(
         &self,
-        message: DeliveryMessage,
+        messages: &[DeliveryMessage],
         stop: &CancellationToken,
-    ) -> Result<Outcome, StoreError> {
-        let (webhook_id, event_id) = (message.webhook_id, message.event_id);
-        // A connection is held only around queries, never across the request: the pool is
-        // much smaller than the number of requests in flight.
-        let job = {
-            let mut conn = self.pool.get().await?;
-            deliveries::load_job(&mut conn, webhook_id, event_id).await?
-        };
-        let Some(job) = job else {
-            return Ok(Outcome::Gone);
-        };
-        Span::current().record("brand", job.webhook.brand_id.as_str());
-        if job.delivery.status != PENDING {
-            return Ok(Outcome::Stale);
-        }
-        if !job.webhook.enabled {
-            let mut conn = self.pool.get().await?;
-            deliveries::finish_unsent(&mut conn, webhook_id, event_id, "webhook_disabled").await?;
-            return Ok(Outcome::Disabled);
-        }
+    ) -> Result<Vec<Outcome>, StoreError> {
+        // A connection is held only around queries, never across requests: the pool is much
+        // smaller than the number of requests in flight.
         let taken = {
             let mut conn = self.pool.get().await?;
-            worker_queries::take_for_attempt(
-                &mut conn,
-                webhook_id,
-                event_id,
-                job.delivery.leased_until,
-                self.attempt_lease,
-            )
-            .await?
+            worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease).await?
         };
-        if !taken {
-            return Ok(Outcome::Stale);
+        let mut outcomes = Vec::with_capacity(messages.len());
+        outcomes.extend(taken.gone.iter().map(|_| Outcome::Gone));
+        outcomes.extend(taken.stale.iter().map(|_| Outcome::Stale));
+        let (jobs, disabled): (Vec<Job>, Vec<Job>) =
+            taken.jobs.into_iter().partition(|job| job.webhook.enabled);
+        if !disabled.is_empty() {
+            let mut conn = self.pool.get().await?;
+            for job in &disabled {
+                let d = &job.delivery;
+                deliveries::finish_unsent(&mut conn, d.webhook_id, d.event_id, "webhook_disabled")
+                    .await?;
+                outcomes.push(Outcome::Disabled);
+            }
         }
+        // Every attempt runs to its end before an error is returned: none is cut off midway.
+        let attempted = join_all(jobs.into_iter().map(|job| self.attempt(job, stop))).await;
+        for outcome in attempted {
+            outcomes.push(outcome?);
+        }
+        for outcome in &outcomes {
+            debug!(?outcome, "delivery handled");
+            count(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// One attempt of a delivery this worker has taken: a slot for its endpoint, the signed
+    /// request, and the recorded outcome.
+    #[tracing::instrument(skip_all, fields(
+        brand = %job.webhook.brand_id,
+        webhook_id = %job.delivery.webhook_id,
+        event_id = %job.delivery.event_id,
+    ))]
+    async fn attempt(&self, job: Job, stop: &CancellationToken) -> Result<Outcome, StoreError> {
+        let message = DeliveryMessage {
+            webhook_id: job.delivery.webhook_id,
+            event_id: job.delivery.event_id,
+        };
         // The delivery is ours until the attempt lease ends; deferring or handing it back
         // releases it for the scheduler.
-        let Some(slot) = self.limiter.try_acquire(&job.webhook.endpoint) else {
+        let Some(slot) = self
+            .limiter
+            .acquire(&job.webhook.endpoint, DEFER_DELAY)
+            .await
+        else {
             let mut conn = self.pool.get().await?;
             deliveries::release(&mut conn, &[message], Utc::now() + DEFER_DELAY).await?;
             return Ok(Outcome::Deferred);
@@ -221,6 +235,10 @@ impl Handler {
         self.recorder.record(recorded).await?;
         Ok(Outcome::Attempted(next))
     }
+}
+
+fn count(outcome: &Outcome) {
+    metrics::counter!(names::DELIVERY_OUTCOMES, "outcome" => outcome.label()).increment(1);
 }
 
 /// What the delivery becomes after `attempted`: SUCCESS on any 2xx; FAILURE after the one extra
@@ -286,6 +304,7 @@ fn attempt_row(job: &Job, attempted: &Attempted, started: DateTime<Utc>) -> NewA
 mod tests {
     use super::*;
     use crate::delivery::send::Response;
+    use hookline_store::deliveries::PENDING;
 
     fn delivery(attempt_count: i32, manual_retry: bool) -> Delivery {
         let now = Utc::now();

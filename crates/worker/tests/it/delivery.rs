@@ -230,32 +230,36 @@ async fn a_name_resolving_to_loopback_is_refused_unless_private_targets_are_allo
     );
 }
 
+/// A handler outside any consumer, whose retries are an hour apart.
+fn hourly_handler(env: &TestEnv) -> Handler {
+    Handler::new(
+        env.pool.clone(),
+        Sender::new(&env.settings().delivery).expect("client"),
+        RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
+        EndpointLimiter::new(4),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+    )
+}
+
 /// The handler alone, without a broker: repeated, stale and malformed messages send nothing.
 #[tokio::test]
 async fn repeated_stale_and_malformed_messages_are_dropped_without_sending() {
     let env = TestEnv::new().await;
     let (receiver, hook) = env.subscriber(Mode::FailFirst { n: 1, status: 500 }).await;
-    let settings = env.settings();
-    let handler = Handler::new(
-        env.pool.clone(),
-        Sender::new(&settings.delivery).expect("client"),
-        RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
-        EndpointLimiter::new(4),
-        Duration::from_secs(60),
-        Duration::from_secs(5),
-    );
+    let handler = hourly_handler(&env);
     let stop = CancellationToken::new();
     let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
     let message = messages(&ingested)[0].to_bytes();
 
     let first = handler.handle(&message, &stop).await.expect("handled");
     assert!(
-        matches!(first, Outcome::Attempted(NextState::Retry { .. })),
+        matches!(first[..], [Outcome::Attempted(NextState::Retry { .. })]),
         "{first:?}"
     );
     // The same message again (a broker redelivery): the next attempt is an hour away.
     let again = handler.handle(&message, &stop).await.expect("handled");
-    assert_eq!(again, Outcome::Stale);
+    assert_eq!(again, [Outcome::Stale]);
     assert_eq!(receiver.received().len(), 1);
 
     let gone = DeliveryMessage {
@@ -267,13 +271,52 @@ async fn repeated_stale_and_malformed_messages_are_dropped_without_sending() {
             .handle(&gone.to_bytes(), &stop)
             .await
             .expect("handled"),
-        Outcome::Gone
+        [Outcome::Gone]
     );
     assert_eq!(
         handler.handle(b"not json", &stop).await.expect("handled"),
-        Outcome::Malformed
+        [Outcome::Malformed]
     );
     let (delivery, attempts) = env.delivery(hook.id, ingested.event.id).await;
     assert_eq!(delivery.attempt_count, 1);
     assert_eq!(attempts.len(), 1);
+}
+
+/// One queue message points to several deliveries. Two copies of it handled at once (the
+/// scheduler re-published behind a backlog while the first copy was still queued) send each
+/// delivery once: a delivery being attempted is not taken again.
+#[tokio::test]
+async fn copies_of_a_many_pointer_message_handled_at_once_send_each_delivery_once() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::Succeed).await;
+    let handler = hourly_handler(&env);
+    let stop = CancellationToken::new();
+    let mut pointers = Vec::new();
+    for i in 0..5 {
+        pointers.extend(messages(
+            &env.ingest(BRAND, SHIPPED, json!({ "n": i })).await,
+        ));
+    }
+    pointers.push(DeliveryMessage {
+        webhook_id: hook.id,
+        event_id: Uuid::now_v7(),
+    });
+    let bytes = DeliveryMessage::batch_to_bytes(&pointers);
+
+    let (a, b) = tokio::join!(handler.handle(&bytes, &stop), handler.handle(&bytes, &stop));
+    let all: Vec<Outcome> = a
+        .expect("handled")
+        .into_iter()
+        .chain(b.expect("handled"))
+        .collect();
+    let count = |o: &Outcome| all.iter().filter(|x| *x == o).count();
+    assert_eq!(count(&Outcome::Attempted(NextState::Success)), 5, "{all:?}");
+    assert_eq!(count(&Outcome::Stale), 5, "{all:?}");
+    assert_eq!(count(&Outcome::Gone), 2, "{all:?}");
+    assert_eq!(receiver.received().len(), 5, "each delivery sent once");
+    for pointer in &pointers[..5] {
+        let (delivery, attempts) = env.delivery(pointer.webhook_id, pointer.event_id).await;
+        assert_eq!(delivery.status, "SUCCESS");
+        assert_eq!(attempts.len(), 1);
+    }
 }
