@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{BigInt, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 use uuid::Uuid;
 
@@ -83,8 +83,9 @@ pub struct Recorded {
     pub next: NextState,
 }
 
-/// Records attempts and moves their deliveries on, in one transaction of two statements
-/// whatever their number: one INSERT for all attempt rows, one UPDATE for all deliveries. Only
+/// Records attempts and moves their deliveries on, in one statement whatever their number (so
+/// it commits alone, with no BEGIN/COMMIT round trips, and its text is fixed, so it is planned
+/// once per connection): one INSERT for all attempt rows and one UPDATE for all deliveries. Only
 /// PENDING deliveries are moved, so a repeated message cannot turn a final delivery back. The
 /// worker gathers the attempts of many concurrent deliveries into one call.
 pub async fn record_attempts(
@@ -94,9 +95,7 @@ pub async fn record_attempts(
     if recorded.is_empty() {
         return Ok(());
     }
-    let rows: Vec<NewAttempt> = recorded.iter().map(|r| r.attempt.clone()).collect();
-    let webhook_ids: Vec<Uuid> = recorded.iter().map(|r| r.attempt.webhook_id).collect();
-    let event_ids: Vec<Uuid> = recorded.iter().map(|r| r.attempt.event_id).collect();
+    let attempts: Vec<&NewAttempt> = recorded.iter().map(|r| &r.attempt).collect();
     let statuses: Vec<&str> = recorded
         .iter()
         .map(|r| match r.next {
@@ -112,30 +111,86 @@ pub async fn record_attempts(
             _ => None,
         })
         .collect();
-    conn.transaction::<_, StoreError, _>(async |conn| {
-        diesel::insert_into(attempts::table)
-            .values(&rows)
-            .execute(conn)
-            .await?;
-        // A manual retry is one attempt: whatever it gave, the flag is spent.
-        diesel::sql_query(
-            "UPDATE deliveries d SET status = m.status, status_reason = NULL, \
-                 attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
-                 leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
-             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
-                 AS m(webhook_id, event_id, status, next_at) \
-             WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
-                 AND d.status = 'PENDING'",
-        )
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&webhook_ids)
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_ids)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&statuses)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Nullable<Timestamptz>>, _>(&next_ats)
-        .execute(conn)
-        .await?;
-        Ok(())
-    })
-    .await
+    // A manual retry is one attempt: whatever it gave, the flag is spent.
+    diesel::sql_query(
+        "WITH recorded AS ( \
+             INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
+                 request_headers, response_status_code, response_headers, response_body, \
+                 response_time_ms, error) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+                 $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
+                 $11::int4[], $12::text[]) \
+         ) \
+         UPDATE deliveries d SET status = m.status, status_reason = NULL, \
+             attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
+             leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
+         FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
+             AS m(webhook_id, event_id, status, next_at) \
+         WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+             AND d.status = 'PENDING'",
+    )
+    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.id).collect::<Vec<Uuid>>())
+    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.webhook_id).collect::<Vec<Uuid>>())
+    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.event_id).collect::<Vec<Uuid>>())
+    .bind::<Array<Timestamptz>, _>(
+        attempts
+            .iter()
+            .map(|a| a.created)
+            .collect::<Vec<DateTime<Utc>>>(),
+    )
+    .bind::<Array<Text>, _>(
+        attempts
+            .iter()
+            .map(|a| a.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(
+        attempts
+            .iter()
+            .map(|a| a.request_endpoint.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Jsonb>, _>(
+        attempts
+            .iter()
+            .map(|a| &a.request_headers)
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Int4>>, _>(
+        attempts
+            .iter()
+            .map(|a| a.response_status_code)
+            .collect::<Vec<Option<i32>>>(),
+    )
+    .bind::<Array<Nullable<Jsonb>>, _>(
+        attempts
+            .iter()
+            .map(|a| a.response_headers.as_ref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        attempts
+            .iter()
+            .map(|a| a.response_body.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Int4>, _>(
+        attempts
+            .iter()
+            .map(|a| a.response_time_ms)
+            .collect::<Vec<i32>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        attempts
+            .iter()
+            .map(|a| a.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(&statuses)
+    .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Ends a PENDING delivery without sending it (e.g. `webhook_disabled`), saying why.
@@ -184,8 +239,8 @@ pub async fn release(
          FROM unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
          WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id AND d.status = 'PENDING'",
     )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&webhook_ids)
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_ids)
+    .bind::<Array<SqlUuid>, _>(&webhook_ids)
+    .bind::<Array<SqlUuid>, _>(&event_ids)
     .bind::<Timestamptz, _>(at)
     .execute(conn)
     .await?;

@@ -1,13 +1,13 @@
-//! Event ingest: the event row and one delivery row per matching webhook, in one transaction.
+//! Event ingest: the event row and one delivery row per matching webhook, in one statement.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{
@@ -45,19 +45,44 @@ pub async fn ingest(
     ingested.pop().ok_or(StoreError::NotFound)
 }
 
+/// A row of the ingest statement: an event it created (`webhook_id` NULL, `created` set) or a
+/// delivery it created (`webhook_id` set).
 #[derive(QueryableByName)]
-struct PairRow {
-    #[diesel(sql_type = SqlUuid)]
-    webhook_id: Uuid,
+struct IngestRow {
     #[diesel(sql_type = SqlUuid)]
     event_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    webhook_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created: Option<DateTime<Utc>>,
 }
 
-/// [`ingest`] for many events (of any brands) in one transaction and a constant number of
-/// statements: one INSERT for the events, one for all their deliveries. The API uses it for
-/// batch requests and to group concurrent single-event requests into one commit. `match_types[i]` are
-/// the types that match `news[i]` (its type and ancestors). An event whose idempotency key was
-/// seen before (in an earlier request or earlier in this batch) answers with that event.
+/// The whole ingest is one statement, so it commits alone (no BEGIN/COMMIT round trips) and
+/// its text is fixed whatever the number of events, so Postgres parses and plans it once per
+/// connection. Deliveries are created only for the events this statement inserted.
+const INGEST: &str = "\
+WITH ev AS ( \
+    INSERT INTO events (id, brand_id, event_type, payload, idempotency_key) \
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[]) \
+    ON CONFLICT DO NOTHING \
+    RETURNING id, created \
+), dl AS ( \
+    INSERT INTO deliveries (webhook_id, event_id, next_attempt_at, leased_until) \
+    SELECT DISTINCT w.id, m.event_id, now(), now() + $9 * interval '1 millisecond' \
+    FROM unnest($6::uuid[], $7::text[], $8::text[]) AS m(event_id, match_type, brand_id) \
+    JOIN ev ON ev.id = m.event_id \
+    JOIN webhooks w ON w.brand_id = m.brand_id AND w.enabled \
+        AND m.match_type = ANY(w.event_types) \
+    RETURNING webhook_id, event_id \
+) \
+SELECT id AS event_id, NULL::uuid AS webhook_id, created FROM ev \
+UNION ALL \
+SELECT event_id, webhook_id, NULL::timestamptz FROM dl";
+
+/// [`ingest`] for many events (of any brands) in one statement: the API uses it for batch
+/// requests and to group concurrent single-event requests into one commit. `match_types[i]`
+/// are the types that match `news[i]` (its type and ancestors). An event whose idempotency key
+/// was seen before (in an earlier request or earlier in this batch) answers with that event.
 pub async fn ingest_batch(
     conn: &mut AsyncPgConnection,
     news: &[NewEvent<'_>],
@@ -67,112 +92,115 @@ pub async fn ingest_batch(
     if news.is_empty() {
         return Ok(Vec::new());
     }
-    conn.transaction::<_, StoreError, _>(async |conn| {
-        let inserted: Vec<Event> = diesel::insert_into(events::table)
-            .values(news)
-            .on_conflict_do_nothing()
-            .returning(Event::as_returning())
-            .get_results(conn)
-            .await?;
-        let created: std::collections::HashMap<Uuid, Event> =
-            inserted.into_iter().map(|e| (e.id, e)).collect();
-        // Events not inserted had an idempotency key already taken: find their first event.
-        let replays: Vec<(&str, &str)> = news
-            .iter()
-            .filter(|n| !created.contains_key(&n.id))
-            .filter_map(|n| Some((n.brand_id, n.idempotency_key?)))
-            .collect();
-        let earlier: Vec<Event> = if replays.is_empty() {
-            Vec::new()
-        } else {
-            let brands: Vec<&str> = replays.iter().map(|(b, _)| *b).collect();
-            let keys: Vec<&str> = replays.iter().map(|(_, k)| *k).collect();
-            events::table
-                .filter(events::brand_id.eq_any(&brands))
-                .filter(events::idempotency_key.eq_any(&keys))
-                .select(Event::as_select())
-                .load(conn)
-                .await?
-        };
-        let by_key: std::collections::HashMap<(&str, &str), &Event> = earlier
-            .iter()
-            .filter_map(|e| Some(((e.brand_id.as_str(), e.idempotency_key.as_deref()?), e)))
-            .collect();
-
-        // One row per (new event, type that matches it).
-        let mut pair_events = Vec::new();
-        let mut pair_types = Vec::new();
-        let mut pair_brands = Vec::new();
-        for (new, types) in news.iter().zip(match_types) {
-            if created.contains_key(&new.id) {
-                for t in types {
-                    pair_events.push(new.id);
-                    pair_types.push(t.as_str());
-                    pair_brands.push(new.brand_id);
-                }
-            }
+    // One row per (new event, type that matches it).
+    let mut pair_events = Vec::new();
+    let mut pair_types = Vec::new();
+    let mut pair_brands = Vec::new();
+    for (new, types) in news.iter().zip(match_types) {
+        for t in types {
+            pair_events.push(new.id);
+            pair_types.push(t.as_str());
+            pair_brands.push(new.brand_id);
         }
-        let now = Utc::now();
-        let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-        let pairs: Vec<PairRow> = diesel::sql_query(
-            "INSERT INTO deliveries (webhook_id, event_id, next_attempt_at, leased_until) \
-             SELECT DISTINCT w.id, m.event_id, $3::timestamptz, $4::timestamptz \
-             FROM unnest($1::uuid[], $2::text[], $5::text[]) AS m(event_id, match_type, brand_id) \
-             JOIN webhooks w ON w.brand_id = m.brand_id AND w.enabled \
-                AND m.match_type = ANY(w.event_types) \
-             RETURNING webhook_id, event_id",
+    }
+    let rows: Vec<IngestRow> = diesel::sql_query(INGEST)
+        .bind::<Array<SqlUuid>, _>(news.iter().map(|n| n.id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(news.iter().map(|n| n.brand_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(news.iter().map(|n| n.event_type).collect::<Vec<_>>())
+        .bind::<Array<Jsonb>, _>(news.iter().map(|n| n.payload).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            news.iter().map(|n| n.idempotency_key).collect::<Vec<_>>(),
         )
         .bind::<Array<SqlUuid>, _>(&pair_events)
         .bind::<Array<Text>, _>(&pair_types)
-        .bind::<Timestamptz, _>(now)
-        .bind::<Timestamptz, _>(now + lease)
         .bind::<Array<Text>, _>(&pair_brands)
+        .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
         .load(conn)
         .await?;
-        let mut owed: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
-        for p in pairs {
-            owed.entry(p.event_id).or_default().push(p.webhook_id);
-        }
-        // Deliveries of events from earlier requests, for their answer (an event created
-        // earlier in this batch already has its deliveries in `owed`).
-        let replayed_ids: Vec<Uuid> = earlier
-            .iter()
-            .map(|e| e.id)
-            .filter(|id| !created.contains_key(id))
-            .collect();
-        if !replayed_ids.is_empty() {
-            let rows: Vec<(Uuid, Uuid)> = deliveries::table
-                .filter(deliveries::event_id.eq_any(&replayed_ids))
-                .select((deliveries::webhook_id, deliveries::event_id))
-                .load(conn)
-                .await?;
-            for (webhook_id, event_id) in rows {
-                owed.entry(event_id).or_default().push(webhook_id);
+    let mut created: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    let mut owed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for row in rows {
+        match (row.webhook_id, row.created) {
+            (Some(webhook_id), _) => owed.entry(row.event_id).or_default().push(webhook_id),
+            (None, Some(at)) => {
+                created.insert(row.event_id, at);
             }
+            (None, None) => {}
         }
-        let mut out = Vec::with_capacity(news.len());
-        for new in news {
-            let (event, was_created) = match created.get(&new.id) {
-                Some(e) => (e.clone(), true),
-                None => {
-                    let key = (new.brand_id, new.idempotency_key.unwrap_or_default());
-                    let Some(e) = by_key.get(&key) else {
-                        return Err(StoreError::Conflict(
-                            "events_brand_id_idempotency_key_idx".into(),
-                        ));
-                    };
-                    ((*e).clone(), false)
-                }
-            };
-            let mut webhook_ids = owed.get(&event.id).cloned().unwrap_or_default();
-            webhook_ids.sort();
-            out.push(Ingested {
-                event,
-                webhook_ids,
-                created: was_created,
-            });
+    }
+
+    // Events not inserted had an idempotency key already taken: find their first event (it is
+    // committed: the insert waited for it) and what it is owed to.
+    let replays: Vec<(&str, &str)> = news
+        .iter()
+        .filter(|n| !created.contains_key(&n.id))
+        .filter_map(|n| Some((n.brand_id, n.idempotency_key?)))
+        .collect();
+    let earlier: Vec<Event> = if replays.is_empty() {
+        Vec::new()
+    } else {
+        let brands: Vec<&str> = replays.iter().map(|(b, _)| *b).collect();
+        let keys: Vec<&str> = replays.iter().map(|(_, k)| *k).collect();
+        events::table
+            .filter(events::brand_id.eq_any(&brands))
+            .filter(events::idempotency_key.eq_any(&keys))
+            .select(Event::as_select())
+            .load(conn)
+            .await?
+    };
+    let by_key: HashMap<(&str, &str), &Event> = earlier
+        .iter()
+        .filter_map(|e| Some(((e.brand_id.as_str(), e.idempotency_key.as_deref()?), e)))
+        .collect();
+    // Deliveries of events from earlier requests, for their answer (an event created earlier
+    // in this batch already has its deliveries in `owed`).
+    let replayed_ids: Vec<Uuid> = earlier
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| !created.contains_key(id))
+        .collect();
+    if !replayed_ids.is_empty() {
+        let rows: Vec<(Uuid, Uuid)> = deliveries::table
+            .filter(deliveries::event_id.eq_any(&replayed_ids))
+            .select((deliveries::webhook_id, deliveries::event_id))
+            .load(conn)
+            .await?;
+        for (webhook_id, event_id) in rows {
+            owed.entry(event_id).or_default().push(webhook_id);
         }
-        Ok(out)
-    })
-    .await
+    }
+
+    let mut out = Vec::with_capacity(news.len());
+    for new in news {
+        let (event, was_created) = match created.get(&new.id) {
+            Some(&at) => (
+                Event {
+                    id: new.id,
+                    brand_id: new.brand_id.to_owned(),
+                    event_type: new.event_type.to_owned(),
+                    payload: new.payload.clone(),
+                    created: at,
+                    idempotency_key: new.idempotency_key.map(str::to_owned),
+                },
+                true,
+            ),
+            None => {
+                let key = (new.brand_id, new.idempotency_key.unwrap_or_default());
+                let Some(e) = by_key.get(&key) else {
+                    return Err(StoreError::Conflict(
+                        "events_brand_id_idempotency_key_idx".into(),
+                    ));
+                };
+                ((*e).clone(), false)
+            }
+        };
+        let mut webhook_ids = owed.get(&event.id).cloned().unwrap_or_default();
+        webhook_ids.sort();
+        out.push(Ingested {
+            event,
+            webhook_ids,
+            created: was_created,
+        });
+    }
+    Ok(out)
 }
