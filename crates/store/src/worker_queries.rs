@@ -1,14 +1,12 @@
 //! Queries only the delivery worker runs, beside the shared ones in [`crate::deliveries`]:
 //! waiting for the schema at start, and taking deliveries before sending them.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
+use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{Array, BigInt, Uuid as SqlUuid},
+    sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
@@ -17,7 +15,6 @@ use uuid::Uuid;
 use crate::{
     deliveries::Job,
     models::{Delivery, Event, Webhook},
-    schema::{events, webhooks},
     StoreError,
 };
 
@@ -49,8 +46,93 @@ struct Key {
     event_id: Uuid,
 }
 
-/// Takes the deliveries of `messages` for one attempt each, in one statement whatever their
-/// number, and loads what sending them needs (two more queries, one per table).
+/// A row of [`TAKE`]: the delivery (its own column names) with its event (`e_`) and webhook
+/// (`w_`).
+#[derive(QueryableByName)]
+struct TakenRow {
+    #[diesel(embed)]
+    delivery: Delivery,
+    #[diesel(sql_type = Text)]
+    e_brand_id: String,
+    #[diesel(sql_type = Text)]
+    e_event_type: String,
+    #[diesel(sql_type = Jsonb)]
+    e_payload: serde_json::Value,
+    #[diesel(sql_type = Timestamptz)]
+    e_created: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    e_idempotency_key: Option<String>,
+    #[diesel(sql_type = Text)]
+    w_brand_id: String,
+    #[diesel(sql_type = Text)]
+    w_endpoint: String,
+    #[diesel(sql_type = Array<Text>)]
+    w_event_types: Vec<String>,
+    #[diesel(sql_type = Bool)]
+    w_enabled: bool,
+    #[diesel(sql_type = Text)]
+    w_secret: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    w_previous_secret: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    w_previous_secret_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    w_created: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    w_updated: DateTime<Utc>,
+}
+
+impl From<TakenRow> for Job {
+    fn from(row: TakenRow) -> Job {
+        Job {
+            event: Event {
+                id: row.delivery.event_id,
+                brand_id: row.e_brand_id,
+                event_type: row.e_event_type,
+                payload: row.e_payload,
+                created: row.e_created,
+                idempotency_key: row.e_idempotency_key,
+            },
+            webhook: Webhook {
+                id: row.delivery.webhook_id,
+                brand_id: row.w_brand_id,
+                endpoint: row.w_endpoint,
+                event_types: row.w_event_types,
+                enabled: row.w_enabled,
+                secret: row.w_secret,
+                previous_secret: row.w_previous_secret,
+                previous_secret_expires_at: row.w_previous_secret_expires_at,
+                created: row.w_created,
+                updated: row.w_updated,
+            },
+            delivery: row.delivery,
+        }
+    }
+}
+
+/// Takes, and loads with its event and webhook, every delivery of the given pointers that is
+/// PENDING, leased and not being attempted (see [`take_for_attempts`]).
+const TAKE: &str = "\
+WITH taken AS ( \
+    UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
+        attempting = true \
+    FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::uuid[])) AS m(webhook_id, event_id) \
+    WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+      AND d.status = 'PENDING' AND d.leased_until IS NOT NULL AND NOT d.attempting \
+    RETURNING d.* \
+) \
+SELECT t.webhook_id, t.event_id, t.status, t.status_reason, t.attempt_count, \
+    t.next_attempt_at, t.leased_until, t.manual_retry, t.created, t.updated, \
+    e.brand_id AS e_brand_id, e.event_type AS e_event_type, e.payload AS e_payload, \
+    e.created AS e_created, e.idempotency_key AS e_idempotency_key, \
+    w.brand_id AS w_brand_id, w.endpoint AS w_endpoint, w.event_types AS w_event_types, \
+    w.enabled AS w_enabled, w.secret AS w_secret, w.previous_secret AS w_previous_secret, \
+    w.previous_secret_expires_at AS w_previous_secret_expires_at, w.created AS w_created, \
+    w.updated AS w_updated \
+FROM taken t JOIN events e ON e.id = t.event_id JOIN webhooks w ON w.id = t.webhook_id";
+
+/// Takes the deliveries of `messages` for one attempt each and loads what sending them needs,
+/// in one statement whatever their number.
 ///
 /// Only a PENDING delivery that is leased and not already being attempted is taken; its lease
 /// is extended to `lease` from now and it is marked `attempting`. Every path that publishes a
@@ -71,23 +153,21 @@ pub async fn take_for_attempts(
     }
     let webhook_ids: Vec<Uuid> = messages.iter().map(|m| m.webhook_id).collect();
     let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
-    let taken: Vec<Delivery> = diesel::sql_query(
-        "UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
-             attempting = true \
-         FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::uuid[])) AS m(webhook_id, event_id) \
-         WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
-           AND d.status = 'PENDING' AND d.leased_until IS NOT NULL AND NOT d.attempting \
-         RETURNING d.*",
-    )
-    .bind::<Array<SqlUuid>, _>(&webhook_ids)
-    .bind::<Array<SqlUuid>, _>(&event_ids)
-    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
-    .load(conn)
-    .await?;
+    let jobs: Vec<Job> = diesel::sql_query(TAKE)
+        .bind::<Array<SqlUuid>, _>(&webhook_ids)
+        .bind::<Array<SqlUuid>, _>(&event_ids)
+        .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .load::<TakenRow>(conn)
+        .await?
+        .into_iter()
+        .map(Job::from)
+        .collect();
 
     let mut out = Taken::default();
-    let taken_keys: HashSet<(Uuid, Uuid)> =
-        taken.iter().map(|d| (d.webhook_id, d.event_id)).collect();
+    let taken_keys: HashSet<(Uuid, Uuid)> = jobs
+        .iter()
+        .map(|j| (j.delivery.webhook_id, j.delivery.event_id))
+        .collect();
     let missed: Vec<DeliveryMessage> = messages
         .iter()
         .filter(|m| !taken_keys.contains(&(m.webhook_id, m.event_id)))
@@ -116,48 +196,6 @@ pub async fn take_for_attempts(
             }
         }
     }
-    if taken.is_empty() {
-        return Ok(out);
-    }
-
-    let mut wanted_events: Vec<Uuid> = taken.iter().map(|d| d.event_id).collect();
-    wanted_events.sort_unstable();
-    wanted_events.dedup();
-    let mut wanted_webhooks: Vec<Uuid> = taken.iter().map(|d| d.webhook_id).collect();
-    wanted_webhooks.sort_unstable();
-    wanted_webhooks.dedup();
-    let events: HashMap<Uuid, Event> = events::table
-        .filter(events::id.eq_any(&wanted_events))
-        .select(Event::as_select())
-        .load::<Event>(conn)
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e))
-        .collect();
-    let webhooks: HashMap<Uuid, Webhook> = webhooks::table
-        .filter(webhooks::id.eq_any(&wanted_webhooks))
-        .select(Webhook::as_select())
-        .load::<Webhook>(conn)
-        .await?
-        .into_iter()
-        .map(|w| (w.id, w))
-        .collect();
-    for delivery in taken {
-        match (
-            events.get(&delivery.event_id),
-            webhooks.get(&delivery.webhook_id),
-        ) {
-            (Some(event), Some(webhook)) => out.jobs.push(Job {
-                event: event.clone(),
-                webhook: webhook.clone(),
-                delivery,
-            }),
-            // Deleted between the two statements; the cascade removed the row too.
-            _ => out.gone.push(DeliveryMessage {
-                webhook_id: delivery.webhook_id,
-                event_id: delivery.event_id,
-            }),
-        }
-    }
+    out.jobs = jobs;
     Ok(out)
 }
