@@ -66,6 +66,11 @@ struct Args {
     /// PID of the worker process.
     #[arg(long)]
     worker_pid: Option<u32>,
+    /// Stop the worker (SIGSTOP to --worker-pid) while publishing and let it go on (SIGCONT)
+    /// once every event is accepted: measures the ingest path alone, deliveries queuing up as
+    /// when workers fall behind; they are still awaited, counted and checked after.
+    #[arg(long, requires = "worker_pid")]
+    hold_worker: bool,
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -153,6 +158,10 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(args.batch <= 500, "--batch is at most 500");
     anyhow::ensure!(
+        !args.hold_worker || args.api_pid != args.worker_pid,
+        "--hold-worker needs the worker in a process of its own (it would stop the API too)"
+    );
+    anyhow::ensure!(
         args.rate.is_none_or(|r| r > 0.0 && r.is_finite()),
         "--rate must be a positive number of events/s"
     );
@@ -215,6 +224,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         concurrency: args.concurrency,
         rate: args.rate,
         batch: args.batch,
+        worker_held: args.hold_worker,
         raw,
         ingest,
         delivery,
@@ -323,6 +333,10 @@ async fn publish_and_wait(
         },
     ];
 
+    let held = match (args.hold_worker, args.worker_pid) {
+        (true, Some(pid)) => Some(Held::stop(pid)?),
+        _ => None,
+    };
     let p = publisher.clone();
     drive(publisher.units(), args.pace(args.batch), move |unit| {
         let p = p.clone();
@@ -331,6 +345,7 @@ async fn publish_and_wait(
     .await;
     published.finish();
     let ingest = publisher.report();
+    drop(held);
 
     let expected = ingest.events_accepted * webhooks;
     let wait_until = tokio::time::Instant::now() + args.timeout;
@@ -357,4 +372,35 @@ async fn publish_and_wait(
         timed_out,
     );
     Ok((ingest, delivery))
+}
+
+/// A process stopped with SIGSTOP until this is dropped (SIGCONT), on every path out.
+struct Held(u32);
+
+impl Held {
+    fn stop(pid: u32) -> anyhow::Result<Held> {
+        signal("-STOP", pid)?;
+        Ok(Held(pid))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Err(e) = signal("-CONT", self.0) {
+            eprintln!(
+                "hookline-bench: could not resume the worker (kill -CONT {}): {e:#}",
+                self.0
+            );
+        }
+    }
+}
+
+fn signal(which: &str, pid: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(which)
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    anyhow::ensure!(status.success(), "kill {which} {pid} failed: {status}");
+    Ok(())
 }

@@ -75,6 +75,9 @@ pub struct Report {
     pub rate: Option<f64>,
     /// Events per request (0: single-event requests).
     pub batch: u64,
+    /// The worker was stopped while publishing (`--hold-worker`): the ingest figures are the
+    /// ingest path alone, and delivery times include the hold.
+    pub worker_held: bool,
     pub raw: Option<RawReport>,
     pub ingest: Option<IngestReport>,
     pub delivery: Option<DeliveryReport>,
@@ -142,10 +145,15 @@ impl Report {
             0 => "single-event requests".to_owned(),
             b => format!("batches of {b}"),
         };
+        let held = if self.worker_held {
+            "; worker held while publishing (ingest alone; delivery times include the hold)"
+        } else {
+            ""
+        };
         rows.push((
             "run".into(),
             format!(
-                "{} events, {} webhook(s), {mode}, {batch}; brand {} at {}",
+                "{} events, {} webhook(s), {mode}, {batch}{held}; brand {} at {}",
                 self.events, self.webhooks, self.brand, self.api
             ),
         ));
