@@ -1,6 +1,6 @@
 //! A real HTTP endpoint on port 0 that records what it receives and answers as told: succeed,
-//! fail a number of times first, always fail, or hang. Stopped (with every connection) when
-//! dropped.
+//! fail a number of times first, always fail, hang, or answer late. Stopped (with every
+//! connection) when dropped.
 
 use std::{
     collections::HashMap,
@@ -28,6 +28,8 @@ pub enum Mode {
     AlwaysFail { status: u16 },
     /// Never answers the first `n` requests (holds them a minute), then 200.
     HangFirst { n: usize },
+    /// 200 to everything, each after this long.
+    Delay(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +178,10 @@ async fn answer(
             200
         }
         Mode::HangFirst { .. } => 200,
+        Mode::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            200
+        }
     };
     let body = if status == 200 {
         "ok".to_owned()

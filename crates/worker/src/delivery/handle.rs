@@ -4,6 +4,7 @@
 
 use hookline_telemetry::names;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -16,6 +17,8 @@ use hookline_store::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
+
+use crate::backoff::Backoff;
 
 use super::{
     limiter::EndpointLimiter,
@@ -144,6 +147,7 @@ impl Handler {
     ) -> Result<Vec<Outcome>, StoreError> {
         // A connection is held only around queries, never across requests: the pool is much
         // smaller than the number of requests in flight.
+        let taken_at = Instant::now();
         let taken = {
             let mut conn = self.pool.get().await?;
             worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease).await?
@@ -163,7 +167,12 @@ impl Handler {
             }
         }
         // Every attempt runs to its end before an error is returned: none is cut off midway.
-        let attempted = join_all(jobs.into_iter().map(|job| self.attempt(job, stop))).await;
+        let lease_ends = taken_at + self.attempt_lease;
+        let attempted = join_all(
+            jobs.into_iter()
+                .map(|job| self.attempt(job, lease_ends, stop)),
+        )
+        .await;
         for outcome in attempted {
             outcomes.push(outcome?);
         }
@@ -181,7 +190,12 @@ impl Handler {
         webhook_id = %job.delivery.webhook_id,
         event_id = %job.delivery.event_id,
     ))]
-    async fn attempt(&self, job: Job, stop: &CancellationToken) -> Result<Outcome, StoreError> {
+    async fn attempt(
+        &self,
+        job: Job,
+        lease_ends: Instant,
+        stop: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
         let message = DeliveryMessage {
             webhook_id: job.delivery.webhook_id,
             event_id: job.delivery.event_id,
@@ -232,8 +246,39 @@ impl Handler {
             attempt: attempt_row(&job, &attempted, started),
             next: next.clone(),
         };
-        self.recorder.record(recorded).await?;
+        self.record(recorded, lease_ends, stop).await?;
         Ok(Outcome::Attempted(next))
+    }
+
+    /// Records an attempt that was made. While the database is unreachable it keeps trying,
+    /// with backoff, as long as the attempt lease holds (the scheduler leaves the delivery
+    /// alone until then) and the worker is not stopping: once the database returns, the
+    /// attempt is on record and nothing is sent twice. Past that it gives up; the message goes
+    /// back to the queue and the delivery is sent again when its lease runs out.
+    async fn record(
+        &self,
+        recorded: Recorded,
+        lease_ends: Instant,
+        stop: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            match self.recorder.record(recorded.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_unavailable() && !stop.is_cancelled() => {
+                    let delay = backoff.next_delay();
+                    if Instant::now() + delay >= lease_ends {
+                        return Err(e);
+                    }
+                    warn!(error = %e, "could not record an attempt; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stop.cancelled() => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

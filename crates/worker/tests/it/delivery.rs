@@ -21,9 +21,10 @@ use uuid::Uuid;
 use hookline_testkit::{
     receiver::{Mode, Receiver, FAILURE_BODY},
     verify::assert_signed,
+    TcpProxy,
 };
 
-use crate::helpers::{messages, TestEnv, AMQP_URL, BRAND, SHIPPED};
+use crate::helpers::{eventually, messages, TestEnv, AMQP_URL, BRAND, SHIPPED};
 
 #[tokio::test]
 async fn an_event_reaches_every_matching_webhook_signed_and_no_other() {
@@ -232,8 +233,13 @@ async fn a_name_resolving_to_loopback_is_refused_unless_private_targets_are_allo
 
 /// A handler outside any consumer, whose retries are an hour apart.
 fn hourly_handler(env: &TestEnv) -> Handler {
+    hourly_handler_on(env, env.pool.clone())
+}
+
+/// [`hourly_handler`] with a pool of its own.
+fn hourly_handler_on(env: &TestEnv, pool: hookline_store::Pool) -> Handler {
     Handler::new(
-        env.pool.clone(),
+        pool,
         Sender::new(&env.settings().delivery).expect("client"),
         RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
         EndpointLimiter::new(4),
@@ -319,4 +325,60 @@ async fn copies_of_a_many_pointer_message_handled_at_once_send_each_delivery_onc
         assert_eq!(delivery.status, "SUCCESS");
         assert_eq!(attempts.len(), 1);
     }
+}
+
+/// The database goes away while a request is in flight (a TCP proxy the test cuts, never the
+/// shared server): the worker keeps the attempt and records it once the database is back, so
+/// the endpoint gets the event once and the log shows that one attempt.
+#[tokio::test]
+async fn an_attempt_made_while_the_database_is_down_is_recorded_when_it_returns() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env
+        .subscriber(Mode::Delay(Duration::from_millis(300)))
+        .await;
+    let mut url = url::Url::parse(&env.db.url).expect("url");
+    let upstream = tokio::net::lookup_host((
+        url.host_str().expect("host").to_owned(),
+        url.port().unwrap_or(5432),
+    ))
+    .await
+    .expect("resolve")
+    .next()
+    .expect("addr");
+    let proxy = TcpProxy::start(upstream).await.expect("proxy");
+    url.set_port(Some(proxy.port())).expect("port");
+    let pool = hookline_store::pool::build_pool(
+        url.as_str(),
+        &hookline_store::pool::PoolOptions {
+            max_size: 4,
+            wait_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .expect("pool");
+    let handler = hourly_handler_on(&env, pool);
+    let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
+    let bytes = messages(&ingested)[0].to_bytes();
+
+    let handling =
+        tokio::spawn(async move { handler.handle(&bytes, &CancellationToken::new()).await });
+    eventually("the request at the endpoint", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    proxy.cut();
+    // The response comes meanwhile, and recording it fails until the database is back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore();
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), handling)
+        .await
+        .expect("handled once the database is back")
+        .expect("join")
+        .expect("recorded, not handed back to the queue");
+    assert_eq!(outcomes, [Outcome::Attempted(NextState::Success)]);
+    let (delivery, attempts) = env.delivery(hook.id, ingested.event.id).await;
+    assert_eq!(delivery.status, SUCCESS);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(receiver.received().len(), 1, "sent once");
 }
