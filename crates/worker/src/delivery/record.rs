@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 const GROUP: usize = 256;
 /// Recorder tasks: while one waits for its commit, another gathers the next group.
 const RECORDERS: usize = 2;
+/// How long a group gathers after its first attempt before it is written.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 type Reply = Result<(), StoreError>;
 
@@ -55,8 +57,25 @@ type Queue = Arc<Mutex<mpsc::Receiver<(Recorded, oneshot::Sender<Reply>)>>>;
 async fn run(rx: Queue, pool: Pool) {
     let mut group = Vec::with_capacity(GROUP);
     loop {
-        if rx.lock().await.recv_many(&mut group, GROUP).await == 0 {
-            return;
+        {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut group, GROUP).await == 0 {
+                return;
+            }
+            // Let the group fill a little: a handler waits a few milliseconds more for its
+            // acknowledgement (no endpoint waits), and the database gets one statement for
+            // many attempts instead of one each when deliveries trickle in.
+            if group.len() < GROUP {
+                let _ = tokio::time::timeout(LINGER, async {
+                    while group.len() < GROUP {
+                        let room = GROUP - group.len();
+                        if rx.recv_many(&mut group, room).await == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
         }
         let (rows, replies): (Vec<Recorded>, Vec<_>) = group.drain(..).unzip();
         let result = match pool.get().await {
