@@ -1,11 +1,11 @@
-//! Group recording: the attempts of many concurrent deliveries written in one transaction.
+//! Group recording: the attempts of many concurrent deliveries written in one statement.
 //!
 //! Each handler hands its attempt to the [`Recorder`] and waits; a few recorder tasks take
-//! whatever has gathered (up to [`GROUP`]) and write it with
-//! [`deliveries::record_attempts`] — two statements for the whole group — then answer every
-//! handler. A handler acknowledges its message only after that answer, so the rule "ack after
-//! the commit" holds; under load, hundreds of deliveries share one transaction instead of
-//! each paying four round trips of its own.
+//! whatever has gathered (up to [`GROUP`], waiting at most [`LINGER`] for more) and write it
+//! with [`deliveries::record_attempts`] — one statement for the whole group — then answer
+//! every handler. A handler acknowledges its message only after that answer, so the rule "ack
+//! after the commit" holds; under load, hundreds of deliveries share one commit instead of
+//! each paying round trips of its own.
 
 use std::sync::Arc;
 
