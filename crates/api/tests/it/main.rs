@@ -7,6 +7,7 @@ mod events;
 mod fdx;
 mod health;
 mod helpers;
+mod ingest_group;
 mod outage;
 mod process;
 mod webhooks;
