@@ -5,7 +5,7 @@
 //! for it is in the queue or in a worker. The scheduler publishes rows that are due and not
 //! leased ([`claim_due`]), so neither a broker outage nor a killed worker loses one.
 
-use std::time::Duration;
+use std::{borrow::Borrow, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -88,13 +88,14 @@ pub struct Recorded {
 /// once per connection): one INSERT for all attempt rows and one UPDATE for all deliveries. Only
 /// PENDING deliveries are moved, so a repeated message cannot turn a final delivery back. The
 /// worker gathers the attempts of many concurrent deliveries into one call.
-pub async fn record_attempts(
+pub async fn record_attempts<R: Borrow<Recorded>>(
     conn: &mut AsyncPgConnection,
-    recorded: &[Recorded],
+    recorded: &[R],
 ) -> Result<(), StoreError> {
     if recorded.is_empty() {
         return Ok(());
     }
+    let recorded: Vec<&Recorded> = recorded.iter().map(Borrow::borrow).collect();
     let attempts: Vec<&NewAttempt> = recorded.iter().map(|r| &r.attempt).collect();
     let statuses: Vec<&str> = recorded
         .iter()
@@ -231,8 +232,7 @@ pub async fn release(
     if messages.is_empty() {
         return Ok(());
     }
-    let webhook_ids: Vec<Uuid> = messages.iter().map(|m| m.webhook_id).collect();
-    let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
+    let (webhook_ids, event_ids) = key_arrays(messages);
     diesel::sql_query(
         "UPDATE deliveries d SET next_attempt_at = $3, leased_until = NULL, attempting = false, \
              updated = now() \
@@ -247,12 +247,27 @@ pub async fn release(
     Ok(())
 }
 
+/// A delivery's key as a query returns it.
 #[derive(QueryableByName)]
-struct Claimed {
+pub(crate) struct Key {
     #[diesel(sql_type = SqlUuid)]
     webhook_id: Uuid,
     #[diesel(sql_type = SqlUuid)]
     event_id: Uuid,
+}
+
+impl From<Key> for DeliveryMessage {
+    fn from(k: Key) -> DeliveryMessage {
+        DeliveryMessage {
+            webhook_id: k.webhook_id,
+            event_id: k.event_id,
+        }
+    }
+}
+
+/// The keys of `messages` as the two arrays an `unnest($1::uuid[], $2::uuid[])` takes.
+pub(crate) fn key_arrays(messages: &[DeliveryMessage]) -> (Vec<Uuid>, Vec<Uuid>) {
+    messages.iter().map(|m| (m.webhook_id, m.event_id)).unzip()
 }
 
 /// Leases up to `limit` deliveries that are due and not leased (retries whose time has come,
@@ -263,7 +278,7 @@ pub async fn claim_due(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<DeliveryMessage>, StoreError> {
-    let rows: Vec<Claimed> = diesel::sql_query(
+    let rows: Vec<Key> = diesel::sql_query(
         "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond', \
              attempting = false \
          FROM (SELECT webhook_id, event_id FROM deliveries \
@@ -277,13 +292,7 @@ pub async fn claim_due(
     .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
     .load(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DeliveryMessage {
-            webhook_id: r.webhook_id,
-            event_id: r.event_id,
-        })
-        .collect())
+    Ok(rows.into_iter().map(DeliveryMessage::from).collect())
 }
 
 /// Deliveries due now but not yet handed out (a metric: the backlog).

@@ -10,10 +10,9 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
-use uuid::Uuid;
 
 use crate::{
-    deliveries::Job,
+    deliveries::{key_arrays, Job, Key},
     models::{Delivery, Event, Webhook},
     StoreError,
 };
@@ -36,14 +35,6 @@ pub struct Taken {
     pub stale: Vec<DeliveryMessage>,
     /// The delivery no longer exists (its webhook or event was deleted).
     pub gone: Vec<DeliveryMessage>,
-}
-
-#[derive(QueryableByName)]
-struct Key {
-    #[diesel(sql_type = SqlUuid)]
-    webhook_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    event_id: Uuid,
 }
 
 /// A row of [`TAKE`]: the delivery (its own column names) with its event (`e_`) and webhook
@@ -151,8 +142,7 @@ pub async fn take_for_attempts(
     if messages.is_empty() {
         return Ok(Taken::default());
     }
-    let webhook_ids: Vec<Uuid> = messages.iter().map(|m| m.webhook_id).collect();
-    let event_ids: Vec<Uuid> = messages.iter().map(|m| m.event_id).collect();
+    let (webhook_ids, event_ids) = key_arrays(messages);
     let jobs: Vec<Job> = diesel::sql_query(TAKE)
         .bind::<Array<SqlUuid>, _>(&webhook_ids)
         .bind::<Array<SqlUuid>, _>(&event_ids)
@@ -164,32 +154,35 @@ pub async fn take_for_attempts(
         .collect();
 
     let mut out = Taken::default();
-    let taken_keys: HashSet<(Uuid, Uuid)> = jobs
+    let taken: HashSet<DeliveryMessage> = jobs
         .iter()
-        .map(|j| (j.delivery.webhook_id, j.delivery.event_id))
+        .map(|j| DeliveryMessage {
+            webhook_id: j.delivery.webhook_id,
+            event_id: j.delivery.event_id,
+        })
         .collect();
     let missed: Vec<DeliveryMessage> = messages
         .iter()
-        .filter(|m| !taken_keys.contains(&(m.webhook_id, m.event_id)))
+        .filter(|m| !taken.contains(m))
         .copied()
         .collect();
     if !missed.is_empty() {
         // Rare (stale and repeated messages): tell the two kinds apart for the metrics.
-        let existing: Vec<Key> = diesel::sql_query(
+        let (webhook_ids, event_ids) = key_arrays(&missed);
+        let existing: HashSet<DeliveryMessage> = diesel::sql_query(
             "SELECT d.webhook_id, d.event_id FROM deliveries d \
              JOIN unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
                ON d.webhook_id = m.webhook_id AND d.event_id = m.event_id",
         )
-        .bind::<Array<SqlUuid>, _>(missed.iter().map(|m| m.webhook_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(missed.iter().map(|m| m.event_id).collect::<Vec<_>>())
-        .load(conn)
-        .await?;
-        let existing: HashSet<(Uuid, Uuid)> = existing
-            .into_iter()
-            .map(|k| (k.webhook_id, k.event_id))
-            .collect();
+        .bind::<Array<SqlUuid>, _>(&webhook_ids)
+        .bind::<Array<SqlUuid>, _>(&event_ids)
+        .load::<Key>(conn)
+        .await?
+        .into_iter()
+        .map(DeliveryMessage::from)
+        .collect();
         for m in missed {
-            if existing.contains(&(m.webhook_id, m.event_id)) {
+            if existing.contains(&m) {
                 out.stale.push(m);
             } else {
                 out.gone.push(m);

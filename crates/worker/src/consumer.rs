@@ -114,9 +114,8 @@ impl State {
                 Some(Err(e)) => return Err(e.into()),
                 None => anyhow::bail!("the broker ended the consumer"),
             };
-            let Ok(messages) = DeliveryMessage::batch_from_bytes(&delivery.data) else {
-                // Logged and counted by the handler; acknowledged so it is not redelivered.
-                let _ = self.handler.handle(&delivery.data, &self.stop_sends).await;
+            let Some(messages) = Handler::decode(&delivery.data) else {
+                // Acknowledged so it is not redelivered.
                 let _ = delivery.acker.ack(BasicAckOptions::default()).await;
                 continue;
             };

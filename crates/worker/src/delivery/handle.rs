@@ -3,7 +3,7 @@
 //! without a broker; the consumer around it only acknowledges.
 
 use hookline_telemetry::names;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -127,12 +127,21 @@ impl Handler {
         payload: &[u8],
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
+        match Handler::decode(payload) {
+            Some(messages) => self.handle_batch(&messages, stop).await,
+            None => Ok(vec![Outcome::Malformed]),
+        }
+    }
+
+    /// The delivery pointers of a queue message; `None` (logged and counted as malformed)
+    /// when it is not a delivery message, which the caller acknowledges and drops.
+    pub fn decode(payload: &[u8]) -> Option<Vec<DeliveryMessage>> {
         match DeliveryMessage::batch_from_bytes(payload) {
-            Ok(messages) => self.handle_batch(&messages, stop).await,
+            Ok(messages) => Some(messages),
             Err(e) => {
                 warn!(error = %e, bytes = payload.len(), "dropping a message that is not a delivery message");
                 count(&Outcome::Malformed);
-                Ok(vec![Outcome::Malformed])
+                None
             }
         }
     }
@@ -242,10 +251,10 @@ impl Handler {
         if let Err(e) = &attempted.result {
             debug!(error = %e, "attempt failed");
         }
-        let recorded = Recorded {
+        let recorded = Arc::new(Recorded {
             attempt: attempt_row(&job, &attempted, started),
             next: next.clone(),
-        };
+        });
         self.record(recorded, lease_ends, stop).await?;
         Ok(Outcome::Attempted(next))
     }
@@ -257,7 +266,7 @@ impl Handler {
     /// back to the queue and the delivery is sent again when its lease runs out.
     async fn record(
         &self,
-        recorded: Recorded,
+        recorded: Arc<Recorded>,
         lease_ends: Instant,
         stop: &CancellationToken,
     ) -> Result<(), StoreError> {

@@ -26,7 +26,7 @@ type Reply = Result<(), StoreError>;
 
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<(Recorded, oneshot::Sender<Reply>)>,
+    tx: mpsc::Sender<(Arc<Recorded>, oneshot::Sender<Reply>)>,
 }
 
 impl Recorder {
@@ -40,8 +40,9 @@ impl Recorder {
         Recorder { tx }
     }
 
-    /// Records one attempt (in some group); Ok once its transaction committed.
-    pub async fn record(&self, recorded: Recorded) -> Reply {
+    /// Records one attempt (in some group); Ok once its statement committed. Shared, so a
+    /// caller that tries again after an outage does not copy the attempt each time.
+    pub async fn record(&self, recorded: Arc<Recorded>) -> Reply {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("the recorder has stopped".into());
         self.tx
@@ -52,7 +53,7 @@ impl Recorder {
     }
 }
 
-type Queue = Arc<Mutex<mpsc::Receiver<(Recorded, oneshot::Sender<Reply>)>>>;
+type Queue = Arc<Mutex<mpsc::Receiver<(Arc<Recorded>, oneshot::Sender<Reply>)>>>;
 
 async fn run(rx: Queue, pool: Pool) {
     let mut group = Vec::with_capacity(GROUP);
@@ -77,24 +78,42 @@ async fn run(rx: Queue, pool: Pool) {
                 .await;
             }
         }
-        let (rows, replies): (Vec<Recorded>, Vec<_>) = group.drain(..).unzip();
-        let result = match pool.get().await {
-            Ok(mut conn) => deliveries::record_attempts(&mut conn, &rows).await,
-            Err(e) => Err(e.into()),
-        };
-        match result {
-            Ok(()) => {
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            Err(e) => {
-                // Nothing of the group was written: every handler requeues its message.
-                let message = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
-                }
-            }
+        let (rows, replies): (Vec<Arc<Recorded>>, Vec<_>) = group.drain(..).unzip();
+        for (reply, result) in replies.into_iter().zip(write(&pool, &rows).await) {
+            let _ = reply.send(result);
         }
     }
+}
+
+/// One result per attempt. If the group's statement fails for a reason other than the
+/// database being unreachable, each attempt is written alone, so one row the database refuses
+/// does not fail the attempts of other endpoints written with it.
+async fn write(pool: &Pool, rows: &[Arc<Recorded>]) -> Vec<Reply> {
+    match write_group(pool, rows).await {
+        Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+        Err(e) if rows.len() == 1 || e.is_unavailable() => {
+            // Nothing of the group was written: every handler hears why.
+            let mut first = Some(e);
+            let message = first.as_ref().map(ToString::to_string).unwrap_or_default();
+            rows.iter()
+                .map(|_| {
+                    Err(first
+                        .take()
+                        .unwrap_or_else(|| StoreError::Unavailable(message.clone())))
+                })
+                .collect()
+        }
+        Err(_) => {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(write_group(pool, std::slice::from_ref(row)).await);
+            }
+            out
+        }
+    }
+}
+
+async fn write_group(pool: &Pool, rows: &[Arc<Recorded>]) -> Reply {
+    let mut conn = pool.get().await?;
+    deliveries::record_attempts(&mut conn, rows).await
 }

@@ -47,7 +47,7 @@ pub struct Response {
     pub status: u16,
     /// Header name → value; repeated headers joined with `, ` (RFC 9110 §5.3).
     pub headers: serde_json::Value,
-    /// At most `delivery.response_body_limit` bytes, as lossy UTF-8.
+    /// At most `delivery.response_body_limit` bytes, as lossy UTF-8 without NUL characters.
     pub body: String,
     /// The `Retry-After` of a 429 or 503 (RFC 9110 §10.2.3); ignored on other statuses.
     pub retry_after: Option<Duration>,
@@ -159,7 +159,7 @@ impl Sender {
         Ok(Response {
             status: status.as_u16(),
             headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: storable_text(&body),
             retry_after,
         })
     }
@@ -229,4 +229,22 @@ fn classify(err: &reqwest::Error) -> TransportError {
         return TransportError::Connect(detail);
     }
     TransportError::Other(detail)
+}
+
+/// A response body as text Postgres stores: lossy UTF-8, and NUL (which a `text` column
+/// refuses) replaced like any other unreadable byte. Without this, one endpoint answering
+/// with a NUL would fail the recording of every attempt written in the same group.
+fn storable_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable_text;
+
+    #[test]
+    fn a_body_with_nul_or_invalid_utf8_becomes_storable_text() {
+        assert_eq!(storable_text(b"ok"), "ok");
+        assert_eq!(storable_text(b"a\0b\xffc"), "a\u{FFFD}b\u{FFFD}c");
+    }
 }

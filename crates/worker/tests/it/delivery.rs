@@ -382,3 +382,56 @@ async fn an_attempt_made_while_the_database_is_down_is_recorded_when_it_returns(
     assert_eq!(attempts.len(), 1);
     assert_eq!(receiver.received().len(), 1, "sent once");
 }
+
+/// Attempts of several endpoints are written in one statement. One row the database refuses
+/// (here a NUL in a response body, which the sender never produces) fails alone: the others
+/// of its group are recorded.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_attempt_row_does_not_fail_the_rest_of_its_group() {
+    use hookline_store::{deliveries::Recorded, models::NewAttempt};
+    use hookline_worker::delivery::record::Recorder;
+    use std::sync::Arc;
+
+    let env = TestEnv::new().await;
+    let (_receiver, _hook) = env.subscriber(Mode::Succeed).await;
+    let recorder = Recorder::start(env.pool.clone());
+    let mut rows = Vec::new();
+    for body in ["fine", "bad\0body", "fine too"] {
+        let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
+        let pointer = messages(&ingested)[0];
+        rows.push(Arc::new(Recorded {
+            attempt: NewAttempt {
+                id: Uuid::now_v7(),
+                webhook_id: pointer.webhook_id,
+                event_id: pointer.event_id,
+                created: Utc::now(),
+                status: SUCCESS.into(),
+                request_endpoint: "http://127.0.0.1/h".into(),
+                request_headers: json!({}),
+                response_status_code: Some(200),
+                response_headers: Some(json!({})),
+                response_body: Some(body.into()),
+                response_time_ms: 1,
+                error: None,
+            },
+            next: NextState::Success,
+        }));
+    }
+    // A current-thread runtime: all three are queued before the recorder task runs, so they
+    // reach the database as one group.
+    let (a, b, c) = tokio::join!(
+        recorder.record(rows[0].clone()),
+        recorder.record(rows[1].clone()),
+        recorder.record(rows[2].clone())
+    );
+    a.expect("recorded");
+    c.expect("recorded");
+    assert!(b.is_err(), "the refused row fails");
+    for (row, recorded) in rows.iter().zip([true, false, true]) {
+        let (delivery, attempts) = env
+            .delivery(row.attempt.webhook_id, row.attempt.event_id)
+            .await;
+        assert_eq!(attempts.len(), usize::from(recorded));
+        assert_eq!(delivery.status == SUCCESS, recorded);
+    }
+}
