@@ -16,6 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 use uuid::Uuid;
 
+use crate::prepared;
 use crate::{
     models::{Attempt, Delivery, Event, NewAttempt, Webhook},
     schema::{attempts, deliveries, events, webhooks},
@@ -113,7 +114,7 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
         })
         .collect();
     // A manual retry is one attempt: whatever it gave, the flag is spent.
-    diesel::sql_query(
+    prepared::statement(
         "WITH recorded AS ( \
              INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
                  request_headers, response_status_code, response_headers, response_body, \
@@ -233,7 +234,7 @@ pub async fn release(
         return Ok(());
     }
     let (webhook_ids, event_ids) = key_arrays(messages);
-    diesel::sql_query(
+    prepared::statement(
         "UPDATE deliveries d SET next_attempt_at = $3, leased_until = NULL, attempting = false, \
              updated = now() \
          FROM unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
@@ -278,7 +279,7 @@ pub async fn claim_due(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<DeliveryMessage>, StoreError> {
-    let rows: Vec<Key> = diesel::sql_query(
+    let rows: Vec<Key> = prepared::statement(
         "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond', \
              attempting = false \
          FROM (SELECT webhook_id, event_id FROM deliveries \

@@ -10,6 +10,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared;
 use crate::{
     models::{Event, NewEvent},
     schema::{deliveries, events},
@@ -103,7 +104,7 @@ pub async fn ingest_batch(
             pair_brands.push(new.brand_id);
         }
     }
-    let rows: Vec<IngestRow> = diesel::sql_query(INGEST)
+    let rows: Vec<IngestRow> = prepared::statement(INGEST)
         .bind::<Array<SqlUuid>, _>(news.iter().map(|n| n.id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(news.iter().map(|n| n.brand_id).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(news.iter().map(|n| n.event_type).collect::<Vec<_>>())

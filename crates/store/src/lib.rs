@@ -8,6 +8,7 @@ pub mod events;
 pub mod migrate;
 pub mod models;
 pub mod pool;
+mod prepared;
 pub mod schema;
 pub mod webhooks;
 pub mod worker_queries;

@@ -11,6 +11,7 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 
+use crate::prepared;
 use crate::{
     deliveries::{key_arrays, Job, Key},
     models::{Delivery, Event, Webhook},
@@ -143,7 +144,7 @@ pub async fn take_for_attempts(
         return Ok(Taken::default());
     }
     let (webhook_ids, event_ids) = key_arrays(messages);
-    let jobs: Vec<Job> = diesel::sql_query(TAKE)
+    let jobs: Vec<Job> = prepared::statement(TAKE)
         .bind::<Array<SqlUuid>, _>(&webhook_ids)
         .bind::<Array<SqlUuid>, _>(&event_ids)
         .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
@@ -169,7 +170,7 @@ pub async fn take_for_attempts(
     if !missed.is_empty() {
         // Rare (stale and repeated messages): tell the two kinds apart for the metrics.
         let (webhook_ids, event_ids) = key_arrays(&missed);
-        let existing: HashSet<DeliveryMessage> = diesel::sql_query(
+        let existing: HashSet<DeliveryMessage> = prepared::statement(
             "SELECT d.webhook_id, d.event_id FROM deliveries d \
              JOIN unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
                ON d.webhook_id = m.webhook_id AND d.event_id = m.event_id",
