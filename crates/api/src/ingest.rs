@@ -2,7 +2,7 @@
 //!
 //! Every `POST /v1/{brandId}/events` needs its own durable commit, and a commit waits for the
 //! disk. Rather than one transaction per request, requests hand their validated event to a
-//! few committer tasks; each takes everything queued (up to [`GROUP`]) and stores it with one
+//! few committer tasks; each takes everything queued (up to `GROUP`, 256) and stores it with one
 //! [`events::ingest_batch`] transaction, then answers every request of the group. Under load
 //! many requests share one fsync; alone, a request is a group of one and waits no longer than
 //! before. The answer still comes only after the commit, so a 202 means the event is stored.

@@ -10,7 +10,7 @@
 //! - A [`Subscription`] is a leaf or a group: what a webhook *wants*. The flexEngage spec lets a
 //!   brand "subscribe to groups of event types without having to list each one out".
 //! - A subscription matches an event when it equals the event's type or is one of its ancestors
-//!   ([`matches`]); the store does the same in SQL with
+//!   ([`matches()`]); the store does the same in SQL with
 //!   `event_types && ARRAY[...EventType::ancestors_and_self()]`.
 //!
 //! Parsing is strict (exact case, no surrounding whitespace): these values are stored and
@@ -167,7 +167,7 @@ impl EventType {
     /// `ORDER_EVENTS.OMS.ORDER_SHIPPED` that is `ORDER_EVENTS`, `ORDER_EVENTS.OMS` and the leaf.
     ///
     /// The store finds matching webhooks with `event_types && ARRAY[...]` on this list, which
-    /// is the same rule as [`matches`].
+    /// is the same rule as [`matches()`].
     pub fn ancestors_and_self(&self) -> Vec<String> {
         self.0
             .match_indices('.')

@@ -3,7 +3,7 @@
 //!
 //! - [`init_logs`]: `tracing` to stdout, text or JSON (`log.format`), filtered by `RUST_LOG` or
 //!   `log.level`;
-//! - [`metrics`]: the process-wide Prometheus recorder behind the `metrics` macros, rendered at
+//! - [`metrics()`]: the process-wide Prometheus recorder behind the `metrics` macros, rendered at
 //!   each process's `GET /metrics`. Metric names are listed in [`names`].
 
 use std::sync::OnceLock;

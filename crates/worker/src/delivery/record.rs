@@ -1,7 +1,7 @@
 //! Group recording: the attempts of many concurrent deliveries written in one statement.
 //!
 //! Each handler hands its attempt to the [`Recorder`] and waits; a few recorder tasks take
-//! whatever has gathered (up to [`GROUP`], waiting at most [`LINGER`] for more) and write it
+//! whatever has gathered (up to `GROUP`, 256, waiting at most `LINGER`, 5 ms, for more) and write it
 //! with [`deliveries::record_attempts`] — one statement for the whole group — then answer
 //! every handler. A handler acknowledges its message only after that answer, so the rule "ack
 //! after the commit" holds; under load, hundreds of deliveries share one commit instead of
