@@ -57,6 +57,8 @@ pub struct ApiError {
     problems: Vec<Problem>,
     validations: BTreeMap<String, String>,
     retry_after: Option<u64>,
+    /// The methods the path does answer, sent as `Allow` with a 405 (RFC 9110 §15.5.6).
+    allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -69,6 +71,7 @@ impl ApiError {
             }],
             validations: BTreeMap::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -95,6 +98,16 @@ impl ApiError {
     pub fn unavailable() -> Self {
         let mut err = Self::code(ErrorCode::Unavailable);
         err.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
+        err
+    }
+
+    /// A 405 for a path that answers only the methods in `allow` (comma-separated).
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+        let mut err = Self::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed on {path}; it answers {allow}"),
+        );
+        err.allow = Some(allow);
         err
     }
 
@@ -161,6 +174,9 @@ impl ApiError {
         let mut builder = HttpResponse::build(status);
         if let Some(secs) = self.retry_after {
             builder.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let Some(methods) = self.allow {
+            builder.insert_header((actix_web::http::header::ALLOW, methods));
         }
         if self.error_code() == ErrorCode::Cmr0002 {
             // RFC 6750 §3: a 401 names the scheme the client must use.

@@ -24,78 +24,94 @@ use crate::error::{ApiError, Surface};
 /// `max_event_bytes` and `max_batch_bytes` bound ingest bodies (other JSON bodies use the
 /// app-wide bound).
 pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch_bytes: usize) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(metrics::metrics)))
-        .service(web::resource("/openapi.yaml").route(web::get().to(openapi::openapi)))
-        // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
-        .service(
-            web::resource("/v1/services/webhook")
-                .route(web::post().to(fdx::create))
-                .route(web::get().to(fdx::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/services/webhook/{webhookId}")
-                .route(web::get().to(fdx::get))
-                .route(web::delete().to(fdx::delete))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/services/webhook/{webhookId}/status")
-                .route(web::put().to(fdx::set_status))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks")
-                .route(web::post().to(webhooks::create))
-                .route(web::get().to(webhooks::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}")
-                .route(web::get().to(webhooks::get))
-                .route(web::patch().to(webhooks::patch))
-                .route(web::delete().to(webhooks::delete))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/events")
-                .app_data(json::json_config(max_event_bytes))
-                .route(web::post().to(events::ingest))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/events/batch")
-                .app_data(json::json_config(max_batch_bytes))
-                .route(web::post().to(events::ingest_batch))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}/events")
-                .route(web::get().to(events::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
-                .route(web::get().to(events::get))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
-                .route(web::post().to(events::retry))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}/secret")
-                .route(web::get().to(webhooks::get_secret))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
-                .route(web::post().to(webhooks::rotate_secret))
-                .default_service(web::to(method_not_allowed)),
-        );
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::metrics))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/openapi.yaml")
+            .route(web::get().to(openapi::openapi))
+            .default_service(not_allowed("GET")),
+    )
+    // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
+    .service(
+        web::resource("/v1/services/webhook")
+            .route(web::post().to(fdx::create))
+            .route(web::get().to(fdx::list))
+            .default_service(not_allowed("POST, GET")),
+    )
+    .service(
+        web::resource("/v1/services/webhook/{webhookId}")
+            .route(web::get().to(fdx::get))
+            .route(web::delete().to(fdx::delete))
+            .default_service(not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/v1/services/webhook/{webhookId}/status")
+            .route(web::put().to(fdx::set_status))
+            .default_service(not_allowed("PUT")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks")
+            .route(web::post().to(webhooks::create))
+            .route(web::get().to(webhooks::list))
+            .default_service(not_allowed("POST, GET")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}")
+            .route(web::get().to(webhooks::get))
+            .route(web::patch().to(webhooks::patch))
+            .route(web::delete().to(webhooks::delete))
+            .default_service(not_allowed("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/events")
+            .app_data(json::json_config(max_event_bytes))
+            .route(web::post().to(events::ingest))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/events/batch")
+            .app_data(json::json_config(max_batch_bytes))
+            .route(web::post().to(events::ingest_batch))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}/events")
+            .route(web::get().to(events::list))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
+            .route(web::get().to(events::get))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
+            .route(web::post().to(events::retry))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}/secret")
+            .route(web::get().to(webhooks::get_secret))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
+            .route(web::post().to(webhooks::rotate_secret))
+            .default_service(not_allowed("POST")),
+    );
 }
 
 /// Unknown paths answer in the API's error shape rather than actix's empty 404.
@@ -106,12 +122,14 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        hookline_domain::ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    )
-    .on(Surface::of(&req)))
+/// A resource's answer to a method it has no route for: 405 with `Allow` listing `allow`.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(
+            ApiError::method_not_allowed(req.method().as_str(), req.path(), allow)
+                .on(Surface::of(&req)),
+        )
+    })
 }
 
 /// A webhook id from a path. A malformed one cannot name an existing webhook, so it is the

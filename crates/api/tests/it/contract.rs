@@ -314,6 +314,11 @@ async fn every_documented_route_is_served_and_every_served_route_is_documented()
                 .await
                 .expect("request");
             let status = res.status().as_u16();
+            let allow: Option<BTreeSet<String>> = res
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').map(|m| m.trim().to_owned()).collect());
             let text = res.text().await.expect("body");
             let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let served = status != 405 && !is_no_route(status, &body);
@@ -322,9 +327,16 @@ async fn every_documented_route_is_served_and_every_served_route_is_documented()
                 served, listed,
                 "{method} {path} ({template}): documented {listed}, answered {status} {text}"
             );
-            if status == 405 && !text.is_empty() {
+            if status == 405 {
                 let code = body.get("code").unwrap_or(&body["errors"][0]["code"]);
                 assert_eq!(code, "ERR-HKL-0008", "{method} {path}: {text}");
+                // RFC 9110 §15.5.6: a 405 lists the methods the path does answer.
+                let answered: BTreeSet<String> = documented
+                    .iter()
+                    .filter(|(_, p)| p == template)
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                assert_eq!(allow, Some(answered), "{method} {path}: Allow");
             }
         }
     }
