@@ -59,6 +59,7 @@ pub fn build_pool(settings: &Settings) -> anyhow::Result<Pool> {
         statement_timeout: db.statement_timeout,
         // A 202 promises the event is stored: its commit must be on disk.
         synchronous_commit: true,
+        index_scans_only: false,
     };
     Ok(pool::build_pool(db.url.expose_secret(), &opts)?)
 }

@@ -84,6 +84,26 @@ pub struct Recorded {
     pub next: NextState,
 }
 
+/// Records a group of attempts and moves each delivery to its next state, in one statement (see
+/// [`record_attempts`]). A manual retry is one attempt: whatever it gave, the flag is spent.
+/// Public so tests can examine its plan.
+pub const RECORD: &str = "\
+WITH recorded AS ( \
+    INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
+        request_headers, response_status_code, response_headers, response_body, \
+        response_time_ms, error) \
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+        $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
+        $11::int4[], $12::text[]) \
+) \
+UPDATE deliveries d SET status = m.status, status_reason = NULL, \
+    attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
+    leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
+FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
+    AS m(webhook_id, event_id, status, next_at) \
+WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+    AND d.status = 'PENDING'";
+
 /// Records attempts and moves their deliveries on, in one statement whatever their number (so
 /// it commits alone, with no BEGIN/COMMIT round trips, and its text is fixed, so it is planned
 /// once per connection): one INSERT for all attempt rows and one UPDATE for all deliveries. Only
@@ -113,85 +133,68 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
             _ => None,
         })
         .collect();
-    // A manual retry is one attempt: whatever it gave, the flag is spent.
-    prepared::statement(
-        "WITH recorded AS ( \
-             INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
-                 request_headers, response_status_code, response_headers, response_body, \
-                 response_time_ms, error) \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
-                 $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
-                 $11::int4[], $12::text[]) \
-         ) \
-         UPDATE deliveries d SET status = m.status, status_reason = NULL, \
-             attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
-             leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
-         FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
-             AS m(webhook_id, event_id, status, next_at) \
-         WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
-             AND d.status = 'PENDING'",
-    )
-    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.id).collect::<Vec<Uuid>>())
-    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.webhook_id).collect::<Vec<Uuid>>())
-    .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.event_id).collect::<Vec<Uuid>>())
-    .bind::<Array<Timestamptz>, _>(
-        attempts
-            .iter()
-            .map(|a| a.created)
-            .collect::<Vec<DateTime<Utc>>>(),
-    )
-    .bind::<Array<Text>, _>(
-        attempts
-            .iter()
-            .map(|a| a.status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        attempts
-            .iter()
-            .map(|a| a.request_endpoint.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Jsonb>, _>(
-        attempts
-            .iter()
-            .map(|a| &a.request_headers)
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Int4>>, _>(
-        attempts
-            .iter()
-            .map(|a| a.response_status_code)
-            .collect::<Vec<Option<i32>>>(),
-    )
-    .bind::<Array<Nullable<Jsonb>>, _>(
-        attempts
-            .iter()
-            .map(|a| a.response_headers.as_ref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        attempts
-            .iter()
-            .map(|a| a.response_body.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Int4>, _>(
-        attempts
-            .iter()
-            .map(|a| a.response_time_ms)
-            .collect::<Vec<i32>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        attempts
-            .iter()
-            .map(|a| a.error.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(&statuses)
-    .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
-    .execute(conn)
-    .await?;
+    prepared::statement(RECORD)
+        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.id).collect::<Vec<Uuid>>())
+        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.webhook_id).collect::<Vec<Uuid>>())
+        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.event_id).collect::<Vec<Uuid>>())
+        .bind::<Array<Timestamptz>, _>(
+            attempts
+                .iter()
+                .map(|a| a.created)
+                .collect::<Vec<DateTime<Utc>>>(),
+        )
+        .bind::<Array<Text>, _>(
+            attempts
+                .iter()
+                .map(|a| a.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            attempts
+                .iter()
+                .map(|a| a.request_endpoint.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Jsonb>, _>(
+            attempts
+                .iter()
+                .map(|a| &a.request_headers)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Int4>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.response_status_code)
+                .collect::<Vec<Option<i32>>>(),
+        )
+        .bind::<Array<Nullable<Jsonb>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.response_headers.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.response_body.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Int4>, _>(
+            attempts
+                .iter()
+                .map(|a| a.response_time_ms)
+                .collect::<Vec<i32>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(&statuses)
+        .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

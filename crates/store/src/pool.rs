@@ -24,6 +24,11 @@ pub struct PoolOptions {
     /// Whether a commit waits for its WAL to reach disk (`synchronous_commit`). Keep it on
     /// where an answer promises durability (ingest); see the worker for where it may be off.
     pub synchronous_commit: bool,
+    /// Plan without sequential or bitmap scans (`enable_seqscan`, `enable_bitmapscan` off), for
+    /// a pool whose statements all fetch rows by key or by due time (the worker's). A
+    /// connection keeps a statement's plan for its life; one made while a table was small
+    /// reads the whole table for every batch once the table has grown.
+    pub index_scans_only: bool,
 }
 
 impl Default for PoolOptions {
@@ -34,6 +39,7 @@ impl Default for PoolOptions {
             connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(10),
             synchronous_commit: true,
+            index_scans_only: false,
         }
     }
 }
@@ -44,6 +50,7 @@ pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::manag
     let connect_timeout = opts.connect_timeout;
     let statement_timeout_ms = opts.statement_timeout.as_millis();
     let synchronous_commit = opts.synchronous_commit;
+    let index_scans_only = opts.index_scans_only;
     let mut config = ManagerConfig::default();
     // Fast: a broken connection is detected by `is_broken` and replaced; a dead server shows as
     // an `Unavailable` error on first use rather than a test query on every checkout.
@@ -63,8 +70,15 @@ pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::manag
                     .await
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
             }
+            let mut settings = Vec::new();
             if !synchronous_commit {
-                diesel::sql_query("SET synchronous_commit = off")
+                settings.push("SET synchronous_commit = off");
+            }
+            if index_scans_only {
+                settings.extend(["SET enable_seqscan = off", "SET enable_bitmapscan = off"]);
+            }
+            for setting in settings {
+                diesel::sql_query(setting)
                     .execute(&mut conn)
                     .await
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;

@@ -103,8 +103,9 @@ impl From<TakenRow> for Job {
 }
 
 /// Takes, and loads with its event and webhook, every delivery of the given pointers that is
-/// PENDING, leased and not being attempted (see [`take_for_attempts`]).
-const TAKE: &str = "\
+/// PENDING, leased and not being attempted (see [`take_for_attempts`]). Public so tests can
+/// examine its plan.
+pub const TAKE: &str = "\
 WITH taken AS ( \
     UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
         attempting = true \

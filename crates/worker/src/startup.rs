@@ -75,6 +75,9 @@ impl Worker {
                 // is back to an earlier PENDING state and the scheduler sends it again. That
                 // is a duplicate, never a loss — and it saves an fsync per delivery.
                 synchronous_commit: false,
+                // Every worker statement looks deliveries up by key (take, record, release)
+                // or by due time (the scheduler): see `PoolOptions::index_scans_only`.
+                index_scans_only: true,
             },
         )
         .map_err(|e| BuildError::Pool(e.to_string()))?;
