@@ -14,7 +14,7 @@ use crate::{
     dispatch::Dispatcher,
     routes::{
         self,
-        json::{json_config, query_config},
+        json::{json_config, payload_config, query_config},
     },
     state::AppState,
 };
@@ -112,6 +112,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(routes::metrics::record))
                 .app_data(app_state.clone())
                 .app_data(json_config(json_limit))
+                .app_data(payload_config(json_limit))
                 .app_data(query_config())
                 .configure(|cfg| routes::configure(cfg, event_limit, batch_limit))
                 .default_service(web::to(routes::not_found))

@@ -1,6 +1,9 @@
 //! Body extraction errors in the API's error shapes, never actix's plain-text defaults.
 
-use actix_web::{error::JsonPayloadError, web, HttpRequest};
+use actix_web::{
+    error::{JsonPayloadError, PayloadError},
+    web, HttpRequest,
+};
 use hookline_domain::ErrorCode;
 
 use crate::error::{ApiError, Surface};
@@ -32,6 +35,23 @@ pub fn json_error(err: JsonPayloadError, req: &HttpRequest) -> ApiError {
         _ => ApiError::new(ErrorCode::Cmr0001, "The request body could not be read"),
     };
     api.on(surface)
+}
+
+/// The raw-body (`web::Bytes`) extractor configuration: the same bound as JSON bodies.
+pub fn payload_config(limit: usize) -> web::PayloadConfig {
+    web::PayloadConfig::new(limit)
+}
+
+/// A raw body that could not be read (too large, cut short), in the API's shape: a handler
+/// that reads `Result<web::Bytes, actix_web::Error>` maps its error with this.
+pub fn payload_error(err: &actix_web::Error) -> ApiError {
+    match err.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "The request body is larger than this route accepts (http.max_json_bytes)",
+        ),
+        _ => ApiError::new(ErrorCode::Cmr0001, "The request body could not be read"),
+    }
 }
 
 /// Query-string errors (e.g. invalid percent-encoding) in the API's shape, not actix's text.

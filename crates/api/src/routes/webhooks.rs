@@ -7,7 +7,7 @@ use hookline_domain::ErrorCode;
 use hookline_store::webhooks;
 use serde_json::{json, Value};
 
-use super::{parse_webhook_id, views, webhook_not_found, webhook_of};
+use super::{json, parse_webhook_id, views, webhook_not_found, webhook_of};
 use crate::{
     auth::{Principal, SCOPE_WEBHOOKS},
     error::ApiError,
@@ -159,11 +159,12 @@ pub async fn rotate_secret(
     principal: Principal,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Reply {
     let (brand, raw_id) = path.into_inner();
     admit(&state, &principal, &brand)?;
     let id = parse_webhook_id(&brand, &raw_id)?;
+    let body = body.map_err(|e| json::payload_error(&e))?;
     // The body is optional here, so it is read as bytes: an empty body means "generate one".
     let body: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
         None

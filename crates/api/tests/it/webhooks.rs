@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with};
+use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp};
 
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
 
@@ -360,10 +360,8 @@ async fn delete_is_204_then_404() {
     assert_flex_error(app.get(&path, &token).await, 404, "ERR-WHK-0004").await;
 }
 
-#[tokio::test]
-async fn secret_can_be_read_and_rotated_keeping_the_old_one_for_the_grace_period() {
-    let app = spawn_app().await;
-    let token = app.token("acme");
+/// A webhook of brand acme, and the path of its secret.
+async fn webhook_and_secret_path(app: &TestApp) -> (Value, String) {
     let created = app
         .webhook("acme", "https://example.com/a", &[SHIPPED])
         .await;
@@ -371,6 +369,14 @@ async fn secret_can_be_read_and_rotated_keeping_the_old_one_for_the_grace_period
         "/v1/acme/webhooks/{}/secret",
         created["id"].as_str().expect("id")
     );
+    (created, path)
+}
+
+#[tokio::test]
+async fn secret_can_be_read_and_rotated_keeping_the_old_one_for_the_grace_period() {
+    let app = spawn_app().await;
+    let token = app.token("acme");
+    let (created, path) = webhook_and_secret_path(&app).await;
     let got = json_of(app.get(&path, &token).await, 200).await;
     assert_eq!(got["secret"], created["secret"]);
     assert!(got["previousSecretExpires"].is_null());
@@ -408,6 +414,25 @@ async fn secret_can_be_read_and_rotated_keeping_the_old_one_for_the_grace_period
         .await
         .expect("request");
     assert_flex_error(res, 422, "ERR-CMR-0001").await;
+}
+
+#[tokio::test]
+async fn an_oversized_rotate_body_is_413_in_the_error_shape_and_keeps_the_secret() {
+    let app = spawn_app().await;
+    let token = app.token("acme");
+    let (created, path) = webhook_and_secret_path(&app).await;
+    let huge = json!({ "secret": "s".repeat(2 * 1024 * 1024) });
+    let res = app
+        .client
+        .post(app.url(&format!("{path}/rotate")))
+        .bearer_auth(&token)
+        .json(&huge)
+        .send()
+        .await
+        .expect("request");
+    assert_flex_error(res, 413, "ERR-HKL-0005").await;
+    let kept = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(kept["secret"], created["secret"]);
 }
 
 #[tokio::test]
