@@ -27,35 +27,41 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(health::healthz))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/readyz")
             .route(web::get().to(health::readyz))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(health::readyz))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(metrics::metrics))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(metrics::metrics))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/openapi.yaml")
             .route(web::get().to(openapi::openapi))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(openapi::openapi))
+            .default_service(not_allowed("GET, HEAD")),
     )
     // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
     .service(
         web::resource("/v1/services/webhook")
             .route(web::post().to(fdx::create))
             .route(web::get().to(fdx::list))
-            .default_service(not_allowed("POST, GET")),
+            .route(web::head().to(fdx::list))
+            .default_service(not_allowed("POST, GET, HEAD")),
     )
     .service(
         web::resource("/v1/services/webhook/{webhookId}")
             .route(web::get().to(fdx::get))
+            .route(web::head().to(fdx::get))
             .route(web::delete().to(fdx::delete))
-            .default_service(not_allowed("GET, DELETE")),
+            .default_service(not_allowed("GET, HEAD, DELETE")),
     )
     .service(
         web::resource("/v1/services/webhook/{webhookId}/status")
@@ -66,14 +72,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
         web::resource("/v1/{brandId}/webhooks")
             .route(web::post().to(webhooks::create))
             .route(web::get().to(webhooks::list))
-            .default_service(not_allowed("POST, GET")),
+            .route(web::head().to(webhooks::list))
+            .default_service(not_allowed("POST, GET, HEAD")),
     )
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}")
             .route(web::get().to(webhooks::get))
+            .route(web::head().to(webhooks::get))
             .route(web::patch().to(webhooks::patch))
             .route(web::delete().to(webhooks::delete))
-            .default_service(not_allowed("GET, PATCH, DELETE")),
+            .default_service(not_allowed("GET, HEAD, PATCH, DELETE")),
     )
     .service(
         web::resource("/v1/{brandId}/events")
@@ -90,12 +98,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}/events")
             .route(web::get().to(events::list))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(events::list))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
             .route(web::get().to(events::get))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(events::get))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
@@ -105,7 +115,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}/secret")
             .route(web::get().to(webhooks::get_secret))
-            .default_service(not_allowed("GET")),
+            .route(web::head().to(webhooks::get_secret))
+            .default_service(not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/v1/{brandId}/webhooks/{id}/secret/rotate")

@@ -250,7 +250,10 @@ fn server_routes() -> BTreeSet<(String, String)> {
         let path = &chunk[..chunk.find('"').expect("closing quote")];
         for route in chunk.split(".route(web::").skip(1) {
             let method = &route[..route.find("()").expect("method call")];
-            routes.insert((method.to_uppercase(), path.to_owned()));
+            // Every GET route also answers HEAD (RFC 9110 §9.3.2); the document lists GET.
+            if method != "head" {
+                routes.insert((method.to_uppercase(), path.to_owned()));
+            }
         }
     }
     assert!(
@@ -331,13 +334,38 @@ async fn every_documented_route_is_served_and_every_served_route_is_documented()
                 let code = body.get("code").unwrap_or(&body["errors"][0]["code"]);
                 assert_eq!(code, "ERR-HKL-0008", "{method} {path}: {text}");
                 // RFC 9110 §15.5.6: a 405 lists the methods the path does answer.
-                let answered: BTreeSet<String> = documented
+                let mut answered: BTreeSet<String> = documented
                     .iter()
                     .filter(|(_, p)| p == template)
                     .map(|(m, _)| m.clone())
                     .collect();
+                if answered.contains("GET") {
+                    answered.insert("HEAD".to_owned());
+                }
                 assert_eq!(allow, Some(answered), "{method} {path}: Allow");
             }
+        }
+        // HEAD answers as GET does, without the body (RFC 9110 §9.3.2).
+        if documented.contains(&("GET".to_owned(), template.clone())) {
+            let send = |method: Method| {
+                app.client
+                    .request(method, app.url(&path))
+                    .bearer_auth(&token)
+                    .header("X-Hookline-Brand", "acme")
+                    .send()
+            };
+            let get = send(Method::GET).await.expect("GET");
+            let head = send(Method::HEAD).await.expect("HEAD");
+            assert_eq!(head.status(), get.status(), "HEAD {path}");
+            assert_eq!(
+                head.headers().get("content-type"),
+                get.headers().get("content-type"),
+                "HEAD {path}"
+            );
+            assert!(
+                head.bytes().await.expect("HEAD body").is_empty(),
+                "HEAD {path} sent a body"
+            );
         }
     }
     // Paths outside the document are the generic 404.
