@@ -69,7 +69,7 @@ async fn metrics_count_requests_by_route_and_status_and_ingested_events() {
     let listed = sample(
         &before,
         "hookline_http_requests_total",
-        &[route, r#"status="200""#],
+        &[route, r#"method="GET""#, r#"status="200""#],
     );
     let ingested = sample(&before, "hookline_events_ingested_total", &[]).unwrap_or(0.0);
 
@@ -91,7 +91,7 @@ async fn metrics_count_requests_by_route_and_status_and_ingested_events() {
     let listed_after = sample(
         &after,
         "hookline_http_requests_total",
-        &[route, r#"status="200""#],
+        &[route, r#"method="GET""#, r#"status="200""#],
     )
     .expect("request counter");
     assert!(listed_after >= listed.unwrap_or(0.0) + 1.0, "{after}");
