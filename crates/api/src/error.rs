@@ -58,7 +58,7 @@ pub struct ApiError {
     validations: BTreeMap<String, String>,
     retry_after: Option<u64>,
     /// The methods the path does answer, sent as `Allow` with a 405 (RFC 9110 §15.5.6).
-    allow: Option<&'static str>,
+    allow: Option<String>,
 }
 
 impl ApiError {
@@ -102,12 +102,12 @@ impl ApiError {
     }
 
     /// A 405 for a path that answers only the methods in `allow` (comma-separated).
-    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> Self {
+    pub fn method_not_allowed(method: &str, path: &str, allow: &str) -> Self {
         let mut err = Self::new(
             ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {path}; it answers {allow}"),
         );
-        err.allow = Some(allow);
+        err.allow = Some(allow.to_owned());
         err
     }
 
@@ -175,8 +175,8 @@ impl ApiError {
         if let Some(secs) = self.retry_after {
             builder.insert_header(("Retry-After", secs.to_string()));
         }
-        if let Some(methods) = self.allow {
-            builder.insert_header((actix_web::http::header::ALLOW, methods));
+        if let Some(methods) = &self.allow {
+            builder.insert_header((actix_web::http::header::ALLOW, methods.as_str()));
         }
         if self.error_code() == ErrorCode::Cmr0002 {
             // RFC 6750 §3: a 401 names the scheme the client must use.

@@ -15,7 +15,11 @@ pub mod openapi;
 pub mod views;
 pub mod webhooks;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::{
+    http::Method, web, FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder,
+};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Surface};
@@ -24,105 +28,143 @@ use crate::error::{ApiError, Surface};
 /// `max_event_bytes` and `max_batch_bytes` bound ingest bodies (other JSON bodies use the
 /// app-wide bound).
 pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch_bytes: usize) {
-    cfg.service(
-        web::resource("/healthz")
-            .route(web::get().to(health::healthz))
-            .route(web::head().to(health::healthz))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(health::readyz))
-            .route(web::head().to(health::readyz))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics::metrics))
-            .route(web::head().to(metrics::metrics))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/openapi.yaml")
-            .route(web::get().to(openapi::openapi))
-            .route(web::head().to(openapi::openapi))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
-    .service(
-        web::resource("/v1/services/webhook")
-            .route(web::post().to(fdx::create))
-            .route(web::get().to(fdx::list))
-            .route(web::head().to(fdx::list))
-            .default_service(not_allowed("POST, GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/services/webhook/{webhookId}")
-            .route(web::get().to(fdx::get))
-            .route(web::head().to(fdx::get))
-            .route(web::delete().to(fdx::delete))
-            .default_service(not_allowed("GET, HEAD, DELETE")),
-    )
-    .service(
-        web::resource("/v1/services/webhook/{webhookId}/status")
-            .route(web::put().to(fdx::set_status))
-            .default_service(not_allowed("PUT")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks")
-            .route(web::post().to(webhooks::create))
-            .route(web::get().to(webhooks::list))
-            .route(web::head().to(webhooks::list))
-            .default_service(not_allowed("POST, GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}")
-            .route(web::get().to(webhooks::get))
-            .route(web::head().to(webhooks::get))
-            .route(web::patch().to(webhooks::patch))
-            .route(web::delete().to(webhooks::delete))
-            .default_service(not_allowed("GET, HEAD, PATCH, DELETE")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/events")
-            .app_data(json::json_config(max_event_bytes))
-            .route(web::post().to(events::ingest))
-            .default_service(not_allowed("POST")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/events/batch")
-            .app_data(json::json_config(max_batch_bytes))
-            .route(web::post().to(events::ingest_batch))
-            .default_service(not_allowed("POST")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}/events")
-            .route(web::get().to(events::list))
-            .route(web::head().to(events::list))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
-            .route(web::get().to(events::get))
-            .route(web::head().to(events::get))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
-            .route(web::post().to(events::retry))
-            .default_service(not_allowed("POST")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}/secret")
-            .route(web::get().to(webhooks::get_secret))
-            .route(web::head().to(webhooks::get_secret))
-            .default_service(not_allowed("GET, HEAD")),
-    )
-    .service(
-        web::resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
-            .route(web::post().to(webhooks::rotate_secret))
-            .default_service(not_allowed("POST")),
-    );
+    use Method as M;
+    cfg.service(resource("/healthz").on(M::GET, health::healthz).done())
+        .service(resource("/readyz").on(M::GET, health::readyz).done())
+        .service(resource("/metrics").on(M::GET, metrics::metrics).done())
+        .service(
+            resource("/openapi.yaml")
+                .on(M::GET, openapi::openapi)
+                .done(),
+        )
+        // FDX routes first: `/v1/services/…` would otherwise match `/v1/{brandId}/…`.
+        .service(
+            resource("/v1/services/webhook")
+                .on(M::POST, fdx::create)
+                .on(M::GET, fdx::list)
+                .done(),
+        )
+        .service(
+            resource("/v1/services/webhook/{webhookId}")
+                .on(M::GET, fdx::get)
+                .on(M::DELETE, fdx::delete)
+                .done(),
+        )
+        .service(
+            resource("/v1/services/webhook/{webhookId}/status")
+                .on(M::PUT, fdx::set_status)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks")
+                .on(M::POST, webhooks::create)
+                .on(M::GET, webhooks::list)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}")
+                .on(M::GET, webhooks::get)
+                .on(M::PATCH, webhooks::patch)
+                .on(M::DELETE, webhooks::delete)
+                .done(),
+        )
+        .service(
+            Methods::of(
+                web::resource("/v1/{brandId}/events").app_data(json::json_config(max_event_bytes)),
+            )
+            .on(M::POST, events::ingest)
+            .done(),
+        )
+        .service(
+            Methods::of(
+                web::resource("/v1/{brandId}/events/batch")
+                    .app_data(json::json_config(max_batch_bytes)),
+            )
+            .on(M::POST, events::ingest_batch)
+            .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/events")
+                .on(M::GET, events::list)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/events/{eventId}")
+                .on(M::GET, events::get)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
+                .on(M::POST, events::retry)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/secret")
+                .on(M::GET, webhooks::get_secret)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
+                .on(M::POST, webhooks::rotate_secret)
+                .done(),
+        );
+}
+
+/// A resource and the methods it answers. Every `GET` also answers `HEAD` (RFC 9110 §9.3.2;
+/// actix sends GET's status and headers without the body), and [`Methods::done`] answers any
+/// other method with 405 and an `Allow` made from the routes given, so the two cannot disagree.
+struct Methods {
+    resource: Resource,
+    allow: Vec<Method>,
+}
+
+fn resource(path: &str) -> Methods {
+    Methods::of(web::resource(path))
+}
+
+impl Methods {
+    fn of(resource: Resource) -> Methods {
+        Methods {
+            resource,
+            allow: Vec::new(),
+        }
+    }
+
+    fn on<F, Args>(mut self, method: Method, handler: F) -> Methods
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let head = (method == Method::GET).then(|| handler.clone());
+        self.resource = self.resource.route(web::method(method.clone()).to(handler));
+        self.allow.push(method);
+        if let Some(handler) = head {
+            self.resource = self.resource.route(web::head().to(handler));
+            self.allow.push(Method::HEAD);
+        }
+        self
+    }
+
+    fn done(self) -> Resource {
+        let allow: Arc<str> = self
+            .allow
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+            .into();
+        self.resource
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move {
+                    Err::<HttpResponse, _>(
+                        ApiError::method_not_allowed(req.method().as_str(), req.path(), &allow)
+                            .on(Surface::of(&req)),
+                    )
+                }
+            }))
+    }
 }
 
 /// Unknown paths answer in the API's error shape rather than actix's empty 404.
@@ -131,16 +173,6 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         ApiError::not_found(format!("No route for {} {}", req.method(), req.path()))
             .on(Surface::of(&req)),
     )
-}
-
-/// A resource's answer to a method it has no route for: 405 with `Allow` listing `allow`.
-fn not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(
-            ApiError::method_not_allowed(req.method().as_str(), req.path(), allow)
-                .on(Surface::of(&req)),
-        )
-    })
 }
 
 /// A webhook id from a path. A malformed one cannot name an existing webhook, so it is the
