@@ -16,9 +16,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 use uuid::Uuid;
 
-use crate::prepared;
 use crate::{
     models::{Attempt, Delivery, Event, NewAttempt, Webhook},
+    prepared,
     schema::{attempts, deliveries, events, webhooks},
     StoreError,
 };
@@ -104,6 +104,11 @@ FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
 WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
     AND d.status = 'PENDING'";
 
+/// One field of every attempt, as the array bound for that column.
+fn column<'a, T>(attempts: &[&'a NewAttempt], field: impl Fn(&'a NewAttempt) -> T) -> Vec<T> {
+    attempts.iter().map(|a| field(a)).collect()
+}
+
 /// Records attempts and moves their deliveries on, in one statement whatever their number (so
 /// it commits alone, with no BEGIN/COMMIT round trips, and its text is fixed, so it is planned
 /// once per connection): one INSERT for all attempt rows and one UPDATE for all deliveries. Only
@@ -134,63 +139,18 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
         })
         .collect();
     prepared::statement(RECORD)
-        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.id).collect::<Vec<Uuid>>())
-        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.webhook_id).collect::<Vec<Uuid>>())
-        .bind::<Array<SqlUuid>, _>(attempts.iter().map(|a| a.event_id).collect::<Vec<Uuid>>())
-        .bind::<Array<Timestamptz>, _>(
-            attempts
-                .iter()
-                .map(|a| a.created)
-                .collect::<Vec<DateTime<Utc>>>(),
-        )
-        .bind::<Array<Text>, _>(
-            attempts
-                .iter()
-                .map(|a| a.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(
-            attempts
-                .iter()
-                .map(|a| a.request_endpoint.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Jsonb>, _>(
-            attempts
-                .iter()
-                .map(|a| &a.request_headers)
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Int4>>, _>(
-            attempts
-                .iter()
-                .map(|a| a.response_status_code)
-                .collect::<Vec<Option<i32>>>(),
-        )
-        .bind::<Array<Nullable<Jsonb>>, _>(
-            attempts
-                .iter()
-                .map(|a| a.response_headers.as_ref())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Nullable<Text>>, _>(
-            attempts
-                .iter()
-                .map(|a| a.response_body.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Int4>, _>(
-            attempts
-                .iter()
-                .map(|a| a.response_time_ms)
-                .collect::<Vec<i32>>(),
-        )
-        .bind::<Array<Nullable<Text>>, _>(
-            attempts
-                .iter()
-                .map(|a| a.error.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
+        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))
+        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.event_id))
+        .bind::<Array<Timestamptz>, _>(column(&attempts, |a| a.created))
+        .bind::<Array<Text>, _>(column(&attempts, |a| a.status.as_str()))
+        .bind::<Array<Text>, _>(column(&attempts, |a| a.request_endpoint.as_str()))
+        .bind::<Array<Jsonb>, _>(column(&attempts, |a| &a.request_headers))
+        .bind::<Array<Nullable<Int4>>, _>(column(&attempts, |a| a.response_status_code))
+        .bind::<Array<Nullable<Jsonb>>, _>(column(&attempts, |a| a.response_headers.as_ref()))
+        .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.response_body.as_deref()))
+        .bind::<Array<Int4>, _>(column(&attempts, |a| a.response_time_ms))
+        .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.error.as_deref()))
         .bind::<Array<Text>, _>(&statuses)
         .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
         .execute(conn)

@@ -10,9 +10,9 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::prepared;
 use crate::{
     models::{Event, NewEvent},
+    prepared,
     schema::{deliveries, events},
     StoreError,
 };
@@ -59,14 +59,15 @@ struct IngestRow {
 }
 
 /// From this many events, the ingest is planned for its own arrays rather than run on the
-/// connection's generic plan: batches of 500 ingested 34,000-35,000 events/s planned alone
-/// against 27,000 on the generic plan, while groups of a few single-event requests gain from
-/// skipping the planner (`hookline-bench`, README "Performance").
+/// connection's generic plan: batches of 500 ingested 37,150-37,220 events/s planned alone
+/// against 26,500-30,400 on the generic plan, while groups of a few single-event requests gain
+/// from skipping the planner (`hookline-bench`, README "Performance").
 const PLAN_ALONE_FROM: usize = 64;
 
 /// The whole ingest is one statement, so it commits alone (no BEGIN/COMMIT round trips) and
 /// its text is fixed whatever the number of events, so Postgres parses it once per connection
-/// and, below [`PLAN_ALONE_FROM`] events, plans it once too. Deliveries are created only for the events this statement inserted.
+/// and, below [`PLAN_ALONE_FROM`] events, plans it once too. Deliveries are created only for
+/// the events this statement inserted.
 const INGEST: &str = "\
 WITH ev AS ( \
     INSERT INTO events (id, brand_id, event_type, payload, idempotency_key) \

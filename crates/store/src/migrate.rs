@@ -37,7 +37,8 @@ where
         .map_err(|_| StoreError::Migration("migration thread panicked".into()))?
 }
 
-/// Applies every pending migration under a Postgres advisory lock (`MIGRATION_LOCK`); returns the versions applied.
+/// Applies every pending migration under a Postgres advisory lock (`MIGRATION_LOCK`); returns
+/// the versions applied.
 pub async fn run_migrations(url: &str) -> Result<Vec<String>, StoreError> {
     with_sync_connection(url, |conn| {
         diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(conn)?;

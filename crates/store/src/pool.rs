@@ -5,7 +5,7 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel_async::{
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod},
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
 };
 use futures::FutureExt as _;
 
@@ -44,19 +44,35 @@ impl Default for PoolOptions {
     }
 }
 
+/// The `SET`s every new connection runs, in one round trip.
+fn session_settings(opts: &PoolOptions) -> String {
+    let mut sets = Vec::new();
+    let statement_timeout_ms = opts.statement_timeout.as_millis();
+    if statement_timeout_ms > 0 {
+        sets.push(format!("SET statement_timeout = {statement_timeout_ms}"));
+    }
+    if !opts.synchronous_commit {
+        sets.push("SET synchronous_commit = off".to_owned());
+    }
+    if opts.index_scans_only {
+        sets.push("SET enable_seqscan = off".to_owned());
+        sets.push("SET enable_bitmapscan = off".to_owned());
+    }
+    sets.join("; ")
+}
+
 /// Builds a pool; connections are opened lazily, so this succeeds while the database is down
 /// and the pool recovers by itself when it returns.
 pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::managed::BuildError> {
     let connect_timeout = opts.connect_timeout;
-    let statement_timeout_ms = opts.statement_timeout.as_millis();
-    let synchronous_commit = opts.synchronous_commit;
-    let index_scans_only = opts.index_scans_only;
+    let session = session_settings(opts);
     let mut config = ManagerConfig::default();
     // Fast: a broken connection is detected by `is_broken` and replaced; a dead server shows as
     // an `Unavailable` error on first use rather than a test query on every checkout.
     config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
+        let session = session.clone();
         async move {
             let mut conn =
                 tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
@@ -64,22 +80,8 @@ pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::manag
                     .map_err(|_| {
                         ConnectionError::BadConnection("timed out connecting to Postgres".into())
                     })??;
-            if statement_timeout_ms > 0 {
-                diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
-            }
-            let mut settings = Vec::new();
-            if !synchronous_commit {
-                settings.push("SET synchronous_commit = off");
-            }
-            if index_scans_only {
-                settings.extend(["SET enable_seqscan = off", "SET enable_bitmapscan = off"]);
-            }
-            for setting in settings {
-                diesel::sql_query(setting)
-                    .execute(&mut conn)
+            if !session.is_empty() {
+                conn.batch_execute(&session)
                     .await
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
             }

@@ -47,7 +47,7 @@ impl<'f> Prepared<'f> {
     pub fn planned_alone(self, alone: bool) -> Self {
         Prepared {
             query: self.query,
-            keep: self.keep && !alone,
+            keep: !alone,
         }
     }
 }

@@ -11,11 +11,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 
-use crate::prepared;
 use crate::{
     deliveries::{key_arrays, Job, Key},
     models::{Delivery, Event, Webhook},
-    StoreError,
+    prepared, StoreError,
 };
 
 /// Ok once the `deliveries` table exists. The worker polls this at start instead of migrating:
