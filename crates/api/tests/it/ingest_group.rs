@@ -49,3 +49,24 @@ async fn an_event_the_database_refuses_fails_alone_and_the_rest_of_its_group_is_
     expected.sort();
     assert_eq!(stored, expected);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    synchronous_commit: String,
+}
+
+/// A 202 promises the event is stored: the API's connections wait for each commit to reach
+/// disk (the worker's need not, see its pool).
+#[tokio::test]
+async fn the_apis_connections_commit_synchronously() {
+    let db = TestDatabase::create().await;
+    let pool =
+        hookline_api::startup::build_pool(&crate::helpers::test_settings(&db)).expect("pool");
+    let mut conn = pool.get().await.expect("conn");
+    let row: Setting = diesel::sql_query("SHOW synchronous_commit")
+        .get_result(&mut conn)
+        .await
+        .expect("SHOW");
+    assert_eq!(row.synchronous_commit, "on");
+}
