@@ -36,6 +36,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub delivery: DeliverySettings,
     pub worker: WorkerSettings,
+    pub health: HealthSettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
 }
 
@@ -50,6 +52,8 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             delivery: DeliverySettings::default(),
             worker: WorkerSettings::default(),
+            health: HealthSettings::default(),
+            limits: LimitSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -227,10 +231,26 @@ impl Default for DeliverySettings {
 pub struct WorkerSettings {
     /// AMQP prefetch (unacknowledged messages held by one worker).
     pub prefetch: u16,
-    /// Deliveries one worker sends at once.
+    /// Deliveries one worker takes on at once before their requests start: the queue's
+    /// backpressure. A delivery stops counting when its request starts (requests are bounded by
+    /// the per-host and per-brand caps instead), so hanging requests never fill it.
     pub concurrency: usize,
-    /// In-flight requests one worker allows per endpoint; the rest are deferred.
-    pub max_in_flight_per_endpoint: usize,
+    /// Requests one worker has in flight to one destination host (`host:port`); work beyond
+    /// it is deferred. Also read as `max_in_flight_per_endpoint` (its former name).
+    #[serde(alias = "max_in_flight_per_endpoint")]
+    pub max_in_flight_per_host: usize,
+    /// Requests one worker has in flight for one brand, whatever the hosts; work beyond it is
+    /// deferred.
+    pub max_in_flight_per_brand: usize,
+    /// Bytes of event bodies one worker holds for deliveries in flight; beyond it, work is
+    /// deferred. Each event's body is held once, however many deliveries share it.
+    pub max_bytes_in_flight: usize,
+    /// How long deferred work waits (at least) before it is offered again.
+    #[serde(with = "humantime_serde")]
+    pub defer_delay: Duration,
+    /// Workers a delivery may lose in a row (killed or out of memory while attempting it)
+    /// before it is parked as `worker_lost` instead of being sent to another one.
+    pub lost_limit: u32,
     /// How long a delivery handed to the queue is owned before the scheduler re-publishes it.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
@@ -250,11 +270,65 @@ impl Default for WorkerSettings {
         Self {
             prefetch: 256,
             concurrency: 256,
-            max_in_flight_per_endpoint: 32,
+            max_in_flight_per_host: 64,
+            max_in_flight_per_brand: 128,
+            max_bytes_in_flight: 64 * 1024 * 1024,
+            defer_delay: Duration::from_millis(250),
+            lost_limit: 3,
             lease: Duration::from_secs(60),
             scheduler_interval: Duration::from_secs(1),
             http_bind: "127.0.0.1:9090".into(),
             shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Endpoint health: when a failing endpoint is degraded, probed and disabled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Consecutive failures (no answer, 5xx, 410) that degrade a healthy endpoint.
+    pub failure_threshold: u32,
+    /// The first probe interval of a degraded endpoint; each failed probe doubles it.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// The longest probe interval.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval_max: Duration,
+    /// Failing continuously this long disables the webhook (Svix's five days).
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// Disable the webhook at once when its endpoint answers `410 Gone`.
+    pub disable_on_gone: bool,
+    /// Parked deliveries released per second per webhook once it is healthy again.
+    pub release_per_second: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            probe_interval: Duration::from_secs(30),
+            probe_interval_max: Duration::from_secs(600),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            disable_on_gone: true,
+            release_per_second: 200,
+        }
+    }
+}
+
+/// Per-brand bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Webhooks one brand may have (422 beyond it): bounds the fan-out of one event.
+    pub max_webhooks_per_brand: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_webhooks_per_brand: 100,
         }
     }
 }
@@ -284,6 +358,19 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+impl HealthSettings {
+    /// The domain's health policy from these settings.
+    pub fn policy(&self) -> hookline_domain::HealthPolicy {
+        hookline_domain::HealthPolicy {
+            failure_threshold: self.failure_threshold,
+            probe_interval: self.probe_interval,
+            probe_interval_max: self.probe_interval_max,
+            disable_after: self.disable_after,
+            disable_on_gone: self.disable_on_gone,
+        }
+    }
 }
 
 impl Settings {
@@ -373,11 +460,40 @@ impl Settings {
                 "per_second and burst must be at least 1",
             );
         }
-        if self.worker.concurrency == 0 || self.worker.max_in_flight_per_endpoint == 0 {
+        if self.worker.concurrency == 0 {
+            return invalid("worker.concurrency", "must be at least 1");
+        }
+        if self.worker.max_in_flight_per_host == 0 {
+            return invalid("worker.max_in_flight_per_host", "must be at least 1");
+        }
+        if self.worker.max_in_flight_per_brand == 0 {
+            return invalid("worker.max_in_flight_per_brand", "must be at least 1");
+        }
+        if self.worker.max_bytes_in_flight < self.http.max_event_bytes {
             return invalid(
-                "worker.concurrency",
-                "concurrency and max_in_flight_per_endpoint must be at least 1",
+                "worker.max_bytes_in_flight",
+                "must be at least http.max_event_bytes (one event must fit)",
             );
+        }
+        if self.worker.lost_limit == 0 {
+            return invalid("worker.lost_limit", "must be at least 1");
+        }
+        if self.health.failure_threshold == 0 {
+            return invalid("health.failure_threshold", "must be at least 1");
+        }
+        if self.health.probe_interval.is_zero()
+            || self.health.probe_interval_max < self.health.probe_interval
+        {
+            return invalid(
+                "health.probe_interval",
+                "must be above zero and at most health.probe_interval_max",
+            );
+        }
+        if self.health.release_per_second == 0 {
+            return invalid("health.release_per_second", "must be at least 1");
+        }
+        if self.limits.max_webhooks_per_brand == 0 {
+            return invalid("limits.max_webhooks_per_brand", "must be at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be `text` or `json`");

@@ -52,6 +52,12 @@ const LEAVES: &[&str] = &[
     "RECEIPTS",
     // Hookline addition: the FDX spec's `Order_PartiallyShipped` has no flexEngage leaf.
     "ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED",
+    // Hookline's operational events: a webhook's endpoint health changed, or a delivery ran
+    // out of attempts. Hookline publishes them; brands subscribe to them like any other.
+    "WEBHOOK_EVENTS.DEGRADED",
+    "WEBHOOK_EVENTS.DISABLED",
+    "WEBHOOK_EVENTS.RECOVERED",
+    "WEBHOOK_EVENTS.DELIVERY_EXHAUSTED",
 ];
 
 /// Every group node: each proper dotted prefix of a leaf (a test keeps this in sync).
@@ -61,7 +67,11 @@ const GROUPS: &[&str] = &[
     "ORDER_EVENTS",
     "ORDER_EVENTS.OMS",
     "ORDER_EVENTS.TRACKING",
+    "WEBHOOK_EVENTS",
 ];
+
+/// The group of Hookline's own operational events: producers may not publish into it.
+pub const OPERATIONAL_GROUP: &str = "WEBHOOK_EVENTS";
 
 /// The FDX spec's `eventName` values ("Valid Values: Order_Shipped, Order_PartiallyShipped")
 /// and the leaves they stand for.
@@ -142,6 +152,14 @@ impl EventType {
     /// The canonical dotted name (never the FDX alias).
     pub fn as_str(&self) -> &str {
         self.0
+    }
+
+    /// Whether this is one of Hookline's own operational events (`WEBHOOK_EVENTS.*`), which
+    /// only Hookline publishes.
+    pub fn is_operational(&self) -> bool {
+        self.0
+            .strip_prefix(OPERATIONAL_GROUP)
+            .is_some_and(|rest| rest.starts_with('.'))
     }
 
     /// Every leaf of the tree.
@@ -320,7 +338,10 @@ mod tests {
 
     #[test]
     fn every_flexengage_leaf_and_the_partially_shipped_addition_is_known() {
-        assert_eq!(EventType::all().count(), 29);
+        assert_eq!(EventType::all().count(), 33);
+        let operational: Vec<_> = EventType::all().filter(EventType::is_operational).collect();
+        assert_eq!(operational.len(), 4, "the WEBHOOK_EVENTS leaves");
+        assert!(!ev("RECEIPTS").is_operational());
         assert_eq!(
             ev("ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED").as_str(),
             "ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED"

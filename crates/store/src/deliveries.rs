@@ -13,7 +13,8 @@ use diesel::{
     sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hookline_domain::DeliveryMessage;
+pub use hookline_domain::NextState;
+use hookline_domain::{AttemptResult, DeliveryMessage, DeliveryStatus};
 use uuid::Uuid;
 
 use crate::{
@@ -23,20 +24,43 @@ use crate::{
     StoreError,
 };
 
-pub const PENDING: &str = "PENDING";
-pub const SUCCESS: &str = "SUCCESS";
-pub const FAILURE: &str = "FAILURE";
+pub const PENDING: &str = DeliveryStatus::Pending.as_str();
+pub const PARKED: &str = DeliveryStatus::Parked.as_str();
+pub const SUCCESS: &str = DeliveryStatus::Success.as_str();
+pub const FAILURE: &str = DeliveryStatus::Failure.as_str();
+pub const SKIPPED: &str = DeliveryStatus::Skipped.as_str();
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
 }
 
-/// Everything the worker needs to send one delivery.
+/// Everything the worker needs to send one delivery but the payload, which it loads once per
+/// event however many deliveries share it ([`crate::worker_queries::load_payloads`]).
 #[derive(Debug, Clone)]
 pub struct Job {
     pub delivery: Delivery,
-    pub event: Event,
+    pub event: EventMeta,
     pub webhook: Webhook,
+}
+
+/// An event without its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    pub id: Uuid,
+    pub brand_id: String,
+    pub event_type: String,
+    pub created: DateTime<Utc>,
+}
+
+impl From<Event> for EventMeta {
+    fn from(e: Event) -> EventMeta {
+        EventMeta {
+            id: e.id,
+            brand_id: e.brand_id,
+            event_type: e.event_type,
+            created: e.created,
+        }
+    }
 }
 
 /// `None` when the delivery no longer exists (its webhook or event was deleted).
@@ -60,21 +84,9 @@ pub async fn load_job(
         .optional()?;
     Ok(row.map(|(delivery, event, webhook)| Job {
         delivery,
-        event,
+        event: event.into(),
         webhook,
     }))
-}
-
-/// What a delivery becomes after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NextState {
-    Success,
-    /// Failed; try again at this time.
-    Retry {
-        at: DateTime<Utc>,
-    },
-    /// Failed for good (schedule exhausted, or the one extra attempt of a manual retry).
-    Failure,
 }
 
 /// An attempt to record and the state it leaves its delivery in.
@@ -82,11 +94,70 @@ pub enum NextState {
 pub struct Recorded {
     pub attempt: NewAttempt,
     pub next: NextState,
+    /// How the attempt ended, for the endpoint's health counters.
+    pub result: AttemptResult,
+    /// Whether this attempt was the probe of a degraded endpoint.
+    pub probe: bool,
 }
 
-/// Records a group of attempts and moves each delivery to its next state, in one statement (see
-/// [`record_attempts`]). A manual retry is one attempt: whatever it gave, the flag is spent.
-/// Public so tests can examine its plan.
+/// A webhook whose health counters a recorded group moved and that the health machine must
+/// look at: it is not healthy, reached the failure threshold, or answered `410 Gone`.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct HealthChanged {
+    #[diesel(sql_type = SqlUuid)]
+    pub webhook_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub health: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub health_reason: Option<String>,
+    #[diesel(sql_type = Int4)]
+    pub consecutive_failures: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub failing_since: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub probe_interval_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub next_probe_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub delivered: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub gone: bool,
+}
+
+impl HealthChanged {
+    /// The health as the domain's machine reads it (counters already include the group).
+    pub fn health(&self) -> hookline_domain::Health {
+        hookline_domain::Health {
+            state: self.health.parse().unwrap_or(hookline_domain::HealthState::Healthy),
+            reason: self.health_reason.as_deref().and_then(|r| r.parse().ok()),
+            consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or(0),
+            failing_since: self.failing_since,
+            probe_interval: self
+                .probe_interval_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(Duration::from_millis),
+            next_probe_at: self.next_probe_at,
+        }
+    }
+}
+
+/// The health kind of an attempt as [`RECORD`] counts it.
+fn health_kind(result: AttemptResult) -> &'static str {
+    match result {
+        AttemptResult::Delivered => "delivered",
+        AttemptResult::Gone => "gone",
+        r if r.is_endpoint_failure() => "failed",
+        _ => "neutral",
+    }
+}
+
+/// Records a group of attempts, moves each delivery to its next state and counts each
+/// endpoint's health, in one statement (see [`record_attempts`]). A manual retry is one
+/// attempt: whatever it gave, the flag is spent. A delivery that is still owed goes back to
+/// PENDING only while its endpoint is healthy; behind a degraded or disabled endpoint it is
+/// parked (the lifecycle's `owed_status`), its clock paused. The webhooks' rows are locked in
+/// id order before they are updated, so groups recorded at once by several workers never
+/// deadlock. Public so tests can examine its plan.
 pub const RECORD: &str = "\
 WITH recorded AS ( \
     INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
@@ -95,14 +166,46 @@ WITH recorded AS ( \
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
         $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
         $11::int4[], $12::text[]) \
+), moved AS ( \
+    UPDATE deliveries d SET \
+        status = CASE WHEN m.status = 'PENDING' AND w.health <> 'healthy' THEN 'PARKED' \
+            ELSE m.status END, \
+        status_reason = CASE WHEN m.status <> 'PENDING' OR w.health = 'healthy' THEN NULL \
+            WHEN w.health = 'degraded' THEN 'endpoint_degraded' ELSE 'webhook_disabled' END, \
+        attempt_count = d.attempt_count + 1, \
+        next_attempt_at = CASE WHEN w.health = 'healthy' THEN m.next_at END, \
+        leased_until = NULL, attempting = false, manual_retry = false, lost_count = 0, \
+        updated = now() \
+    FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
+        AS m(webhook_id, event_id, status, next_at) \
+    JOIN webhooks w ON w.id = m.webhook_id \
+    WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+        AND d.status = 'PENDING' \
+), agg AS ( \
+    SELECT webhook_id, bool_or(kind = 'delivered') AS delivered, \
+        count(*) FILTER (WHERE kind IN ('failed', 'gone'))::int AS failed, \
+        bool_or(kind = 'gone') AS gone \
+    FROM unnest($2::uuid[], $15::text[]) AS h(webhook_id, kind) \
+    GROUP BY webhook_id \
+), locked AS ( \
+    SELECT w.id FROM webhooks w JOIN agg ON agg.webhook_id = w.id \
+    WHERE agg.delivered OR agg.failed > 0 \
+    ORDER BY w.id FOR NO KEY UPDATE OF w \
+), counted AS ( \
+    UPDATE webhooks w SET \
+        consecutive_failures = CASE WHEN agg.delivered THEN 0 \
+            ELSE w.consecutive_failures + agg.failed END, \
+        failing_since = CASE WHEN agg.delivered THEN NULL \
+            ELSE coalesce(w.failing_since, now()) END, \
+        last_success_at = CASE WHEN agg.delivered THEN now() ELSE w.last_success_at END, \
+        last_failure_at = CASE WHEN agg.failed > 0 THEN now() ELSE w.last_failure_at END \
+    FROM agg JOIN locked ON locked.id = agg.webhook_id \
+    WHERE w.id = agg.webhook_id \
+    RETURNING w.id AS webhook_id, w.health, w.health_reason, w.consecutive_failures, \
+        w.failing_since, w.probe_interval_ms, w.next_probe_at, agg.delivered, agg.gone \
 ) \
-UPDATE deliveries d SET status = m.status, status_reason = NULL, \
-    attempt_count = d.attempt_count + 1, next_attempt_at = m.next_at, \
-    leased_until = NULL, attempting = false, manual_retry = false, updated = now() \
-FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
-    AS m(webhook_id, event_id, status, next_at) \
-WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
-    AND d.status = 'PENDING'";
+SELECT * FROM counted \
+WHERE health <> 'healthy' OR consecutive_failures >= $16 OR gone";
 
 /// One field of every attempt, as the array bound for that column.
 fn column<'a, T>(attempts: &[&'a NewAttempt], field: impl Fn(&'a NewAttempt) -> T) -> Vec<T> {
@@ -111,26 +214,22 @@ fn column<'a, T>(attempts: &[&'a NewAttempt], field: impl Fn(&'a NewAttempt) -> 
 
 /// Records attempts and moves their deliveries on, in one statement whatever their number (so
 /// it commits alone, with no BEGIN/COMMIT round trips, and its text is fixed, so it is planned
-/// once per connection): one INSERT for all attempt rows and one UPDATE for all deliveries. Only
-/// PENDING deliveries are moved, so a repeated message cannot turn a final delivery back. The
-/// worker gathers the attempts of many concurrent deliveries into one call.
+/// once per connection): one INSERT for all attempt rows, one UPDATE for all deliveries and
+/// one for the health counters of their webhooks. Only PENDING deliveries are moved, so a
+/// repeated message cannot turn a final delivery back. The worker gathers the attempts of many
+/// concurrent deliveries into one call. Returns the webhooks the health machine must look at
+/// (`failure_threshold` is the count that makes a healthy endpoint worth a look).
 pub async fn record_attempts<R: Borrow<Recorded>>(
     conn: &mut AsyncPgConnection,
     recorded: &[R],
-) -> Result<(), StoreError> {
+    failure_threshold: u32,
+) -> Result<Vec<HealthChanged>, StoreError> {
     if recorded.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let recorded: Vec<&Recorded> = recorded.iter().map(Borrow::borrow).collect();
     let attempts: Vec<&NewAttempt> = recorded.iter().map(|r| &r.attempt).collect();
-    let statuses: Vec<&str> = recorded
-        .iter()
-        .map(|r| match r.next {
-            NextState::Success => SUCCESS,
-            NextState::Retry { .. } => PENDING,
-            NextState::Failure => FAILURE,
-        })
-        .collect();
+    let statuses: Vec<&str> = recorded.iter().map(|r| r.next.status().as_str()).collect();
     let next_ats: Vec<Option<DateTime<Utc>>> = recorded
         .iter()
         .map(|r| match r.next {
@@ -138,7 +237,8 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
             _ => None,
         })
         .collect();
-    prepared::statement(RECORD)
+    let kinds: Vec<&str> = recorded.iter().map(|r| health_kind(r.result)).collect();
+    Ok(prepared::statement(RECORD)
         .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
         .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))
         .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.event_id))
@@ -153,33 +253,34 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
         .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.error.as_deref()))
         .bind::<Array<Text>, _>(&statuses)
         .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Int4, _>(i32::try_from(failure_threshold.max(1)).unwrap_or(i32::MAX))
+        .load(conn)
+        .await?)
 }
 
-/// Ends a PENDING delivery without sending it (e.g. `webhook_disabled`), saying why.
-pub async fn finish_unsent(
+/// Parks PENDING deliveries that are not being attempted elsewhere: no due time, no lease,
+/// attempt count kept (the lifecycle's PARKED). `reason` says why (see
+/// `hookline_domain::lifecycle::reason`). A worker parks what it took for a webhook that is
+/// disabled or degraded (the probe aside).
+pub async fn park(
     conn: &mut AsyncPgConnection,
-    webhook_id: Uuid,
-    event_id: Uuid,
+    messages: &[DeliveryMessage],
     reason: &str,
 ) -> Result<(), StoreError> {
-    diesel::update(
-        deliveries::table
-            .filter(deliveries::webhook_id.eq(webhook_id))
-            .filter(deliveries::event_id.eq(event_id))
-            .filter(deliveries::status.eq(PENDING)),
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let (webhook_ids, event_ids) = key_arrays(messages);
+    prepared::statement(
+        "UPDATE deliveries d SET status = 'PARKED', status_reason = $3, next_attempt_at = NULL, \
+             leased_until = NULL, attempting = false, updated = now() \
+         FROM unnest($1::uuid[], $2::uuid[]) AS m(webhook_id, event_id) \
+         WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id AND d.status = 'PENDING'",
     )
-    .set((
-        deliveries::status.eq(FAILURE),
-        deliveries::status_reason.eq(reason),
-        deliveries::next_attempt_at.eq(None::<DateTime<Utc>>),
-        deliveries::leased_until.eq(None::<DateTime<Utc>>),
-        deliveries::attempting.eq(false),
-        deliveries::manual_retry.eq(false),
-        deliveries::updated.eq(diesel::dsl::now),
-    ))
+    .bind::<Array<SqlUuid>, _>(&webhook_ids)
+    .bind::<Array<SqlUuid>, _>(&event_ids)
+    .bind::<Text, _>(reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -234,29 +335,68 @@ pub(crate) fn key_arrays(messages: &[DeliveryMessage]) -> (Vec<Uuid>, Vec<Uuid>)
     messages.iter().map(|m| (m.webhook_id, m.event_id)).unzip()
 }
 
+/// A row [`claim_due`] leased, or parked for losing too many workers.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = SqlUuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    status: String,
+}
+
 /// Leases up to `limit` deliveries that are due and not leased (retries whose time has come,
 /// publishes that failed, leases that ran out) for `lease`, and returns them for publishing.
 /// `SKIP LOCKED` lets every worker's scheduler run this at once without handing out a row twice.
+///
+/// A lease that ran out while the delivery was being attempted means its worker was lost
+/// (killed, or out of memory): that is counted, and a delivery that has lost `lost_limit`
+/// workers in a row is parked (`worker_lost`) instead of being handed to yet another one —
+/// visible in the event log and replayable, and no longer able to take the fleet down.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     limit: i64,
     lease: Duration,
+    lost_limit: u32,
 ) -> Result<Vec<DeliveryMessage>, StoreError> {
-    let rows: Vec<Key> = prepared::statement(
-        "UPDATE deliveries d SET leased_until = now() + $2 * interval '1 millisecond', \
+    let rows: Vec<Claimed> = prepared::statement(
+        "UPDATE deliveries d SET \
+             lost_count = d.lost_count + d.attempting::int, \
+             status = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 THEN 'PARKED' \
+                 ELSE d.status END, \
+             status_reason = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 \
+                 THEN 'worker_lost' ELSE d.status_reason END, \
+             next_attempt_at = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 THEN NULL \
+                 ELSE d.next_attempt_at END, \
+             leased_until = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 THEN NULL \
+                 ELSE now() + $2 * interval '1 millisecond' END, \
              attempting = false \
          FROM (SELECT webhook_id, event_id FROM deliveries \
                WHERE status = 'PENDING' AND next_attempt_at <= now() \
                  AND (leased_until IS NULL OR leased_until <= now()) \
                ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due \
          WHERE d.webhook_id = due.webhook_id AND d.event_id = due.event_id \
-         RETURNING d.webhook_id, d.event_id",
+         RETURNING d.webhook_id, d.event_id, d.status",
     )
     .bind::<BigInt, _>(limit)
     .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .bind::<Int4, _>(i32::try_from(lost_limit.max(1)).unwrap_or(i32::MAX))
     .load(conn)
     .await?;
-    Ok(rows.into_iter().map(DeliveryMessage::from).collect())
+    let (claimed, parked): (Vec<Claimed>, Vec<Claimed>) =
+        rows.into_iter().partition(|r| r.status == PENDING);
+    for p in &parked {
+        tracing::warn!(webhook_id = %p.webhook_id, event_id = %p.event_id,
+            "a delivery lost its worker too many times; parked as worker_lost");
+    }
+    Ok(claimed
+        .into_iter()
+        .map(|c| DeliveryMessage {
+            webhook_id: c.webhook_id,
+            event_id: c.event_id,
+        })
+        .collect())
 }
 
 /// Deliveries due now but not yet handed out (a metric: the backlog).
@@ -326,8 +466,9 @@ pub async fn get_for_webhook(
 }
 
 /// Queues one more attempt now and leases the delivery for the caller to publish. A final
-/// delivery becomes PENDING for exactly one attempt (`manual_retry`); a pending one is simply
-/// made due now. `None` when there is no such delivery.
+/// delivery becomes PENDING for exactly one attempt (`manual_retry`); a pending or parked one
+/// is simply made due now (behind a degraded endpoint the worker parks it again unless it is
+/// the probe). `None` when there is no such delivery.
 pub async fn request_retry(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
@@ -341,7 +482,10 @@ pub async fn request_retry(
             .filter(deliveries::event_id.eq(event_id)),
     )
     .set((
-        deliveries::manual_retry.eq(deliveries::status.ne(PENDING).or(deliveries::manual_retry)),
+        // A final delivery gets exactly one more attempt; a parked one is simply owed again.
+        deliveries::manual_retry.eq(deliveries::status
+            .eq_any([SUCCESS, FAILURE, SKIPPED])
+            .or(deliveries::manual_retry)),
         deliveries::status.eq(PENDING),
         deliveries::status_reason.eq(None::<String>),
         deliveries::next_attempt_at.eq(Some(now)),

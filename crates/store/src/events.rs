@@ -8,6 +8,7 @@ use diesel::{
     sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hookline_domain::DeliveryStatus;
 use uuid::Uuid;
 
 use crate::{
@@ -22,14 +23,14 @@ use crate::{
 #[derive(Debug)]
 pub struct Ingested {
     pub event: Event,
+    /// Webhooks the event is owed to: due now, or parked behind a degraded endpoint.
     pub webhook_ids: Vec<Uuid>,
+    /// Of those, the ones due now, leased for the caller to publish (empty for a replay).
+    pub due_webhook_ids: Vec<Uuid>,
     pub created: bool,
 }
 
-/// Stores `new` and a PENDING delivery, due now, for every enabled webhook of its brand that
-/// subscribes to one of `match_types` (the event type and its ancestors). The deliveries are
-/// leased for `lease`: the caller publishes them right after the commit, and the scheduler only
-/// re-publishes them if that lease runs out first. One event is a batch of one.
+/// Stores `new` and its deliveries (see [`ingest_batch`]). One event is a batch of one.
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
     new: &NewEvent<'_>,
@@ -47,7 +48,7 @@ pub async fn ingest(
 }
 
 /// A row of the ingest statement: an event it created (`webhook_id` NULL, `created` set) or a
-/// delivery it created (`webhook_id` set).
+/// delivery it created (`webhook_id` and `status` set).
 #[derive(QueryableByName)]
 struct IngestRow {
     #[diesel(sql_type = SqlUuid)]
@@ -56,6 +57,8 @@ struct IngestRow {
     webhook_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     created: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
 }
 
 /// From this many events, the ingest is planned for its own arrays rather than run on the
@@ -67,7 +70,11 @@ const PLAN_ALONE_FROM: usize = 64;
 /// The whole ingest is one statement, so it commits alone (no BEGIN/COMMIT round trips) and
 /// its text is fixed whatever the number of events, so Postgres parses it once per connection
 /// and, below [`PLAN_ALONE_FROM`] events, plans it once too. Deliveries are created only for
-/// the events this statement inserted.
+/// the events this statement inserted, one per matching webhook of the brand, as the
+/// lifecycle's `initial_status` says: due now (and leased for the caller to publish) for a
+/// healthy endpoint, parked behind a degraded one, skipped for a disabled webhook — recorded
+/// either way, never silently dropped. `m.exclude` keeps an operational event about a webhook
+/// from being delivered to that webhook.
 const INGEST: &str = "\
 WITH ev AS ( \
     INSERT INTO events (id, brand_id, event_type, payload, idempotency_key) \
@@ -75,17 +82,25 @@ WITH ev AS ( \
     ON CONFLICT DO NOTHING \
     RETURNING id, created \
 ), dl AS ( \
-    INSERT INTO deliveries (webhook_id, event_id, next_attempt_at, leased_until) \
-    SELECT DISTINCT w.id, m.event_id, now(), now() + $9 * interval '1 millisecond' \
-    FROM unnest($6::uuid[], $7::text[], $8::text[]) AS m(event_id, match_type, brand_id) \
+    INSERT INTO deliveries (webhook_id, event_id, status, status_reason, next_attempt_at, \
+        leased_until) \
+    SELECT DISTINCT w.id, m.event_id, \
+        CASE w.health WHEN 'healthy' THEN 'PENDING' WHEN 'degraded' THEN 'PARKED' \
+            ELSE 'SKIPPED' END, \
+        CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
+            ELSE 'webhook_disabled' END, \
+        CASE WHEN w.health = 'healthy' THEN now() END, \
+        CASE WHEN w.health = 'healthy' THEN now() + $9 * interval '1 millisecond' END \
+    FROM unnest($6::uuid[], $7::text[], $8::text[], $10::uuid[]) \
+        AS m(event_id, match_type, brand_id, exclude) \
     JOIN ev ON ev.id = m.event_id \
-    JOIN webhooks w ON w.brand_id = m.brand_id AND w.enabled \
-        AND m.match_type = ANY(w.event_types) \
-    RETURNING webhook_id, event_id \
+    JOIN webhooks w ON w.brand_id = m.brand_id AND m.match_type = ANY(w.event_types) \
+    WHERE w.id IS DISTINCT FROM m.exclude \
+    RETURNING webhook_id, event_id, status \
 ) \
-SELECT id AS event_id, NULL::uuid AS webhook_id, created FROM ev \
+SELECT id AS event_id, NULL::uuid AS webhook_id, created, NULL::text AS status FROM ev \
 UNION ALL \
-SELECT event_id, webhook_id, NULL::timestamptz FROM dl";
+SELECT event_id, webhook_id, NULL::timestamptz, status FROM dl";
 
 /// [`ingest`] for many events (of any brands) in one statement: the API uses it for batch
 /// requests and to group concurrent single-event requests into one commit. `match_types[i]`
@@ -97,6 +112,19 @@ pub async fn ingest_batch(
     match_types: &[Vec<String>],
     lease: Duration,
 ) -> Result<Vec<Ingested>, StoreError> {
+    ingest_excluding(conn, news, match_types, &[], lease).await
+}
+
+/// [`ingest_batch`] where `exclude[i]`, when given, is a webhook that event `i` must not be
+/// delivered to (an operational event about that webhook). `exclude` may be shorter than
+/// `news`.
+pub async fn ingest_excluding(
+    conn: &mut AsyncPgConnection,
+    news: &[NewEvent<'_>],
+    match_types: &[Vec<String>],
+    exclude: &[Option<Uuid>],
+    lease: Duration,
+) -> Result<Vec<Ingested>, StoreError> {
     if news.is_empty() {
         return Ok(Vec::new());
     }
@@ -104,11 +132,13 @@ pub async fn ingest_batch(
     let mut pair_events = Vec::new();
     let mut pair_types = Vec::new();
     let mut pair_brands = Vec::new();
-    for (new, types) in news.iter().zip(match_types) {
+    let mut pair_excludes: Vec<Option<Uuid>> = Vec::new();
+    for (i, (new, types)) in news.iter().zip(match_types).enumerate() {
         for t in types {
             pair_events.push(new.id);
             pair_types.push(t.as_str());
             pair_brands.push(new.brand_id);
+            pair_excludes.push(exclude.get(i).copied().flatten());
         }
     }
     let rows: Vec<IngestRow> = prepared::statement(INGEST)
@@ -123,14 +153,26 @@ pub async fn ingest_batch(
         .bind::<Array<Text>, _>(&pair_types)
         .bind::<Array<Text>, _>(&pair_brands)
         .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .bind::<Array<Nullable<SqlUuid>>, _>(&pair_excludes)
         .planned_alone(news.len() >= PLAN_ALONE_FROM)
         .load(conn)
         .await?;
     let mut created: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     let mut owed: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut due: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let pending = DeliveryStatus::Pending.as_str();
+    let skipped = DeliveryStatus::Skipped.as_str();
     for row in rows {
         match (row.webhook_id, row.created) {
-            (Some(webhook_id), _) => owed.entry(row.event_id).or_default().push(webhook_id),
+            (Some(webhook_id), _) => {
+                let status = row.status.as_deref().unwrap_or(pending);
+                if status == pending {
+                    due.entry(row.event_id).or_default().push(webhook_id);
+                }
+                if status != skipped {
+                    owed.entry(row.event_id).or_default().push(webhook_id);
+                }
+            }
             (None, Some(at)) => {
                 created.insert(row.event_id, at);
             }
@@ -171,6 +213,7 @@ pub async fn ingest_batch(
     if !replayed_ids.is_empty() {
         let rows: Vec<(Uuid, Uuid)> = deliveries::table
             .filter(deliveries::event_id.eq_any(&replayed_ids))
+            .filter(deliveries::status.ne(skipped))
             .select((deliveries::webhook_id, deliveries::event_id))
             .load(conn)
             .await?;
@@ -205,9 +248,16 @@ pub async fn ingest_batch(
         };
         let mut webhook_ids = owed.get(&event.id).cloned().unwrap_or_default();
         webhook_ids.sort();
+        let mut due_webhook_ids = if was_created {
+            due.remove(&event.id).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        due_webhook_ids.sort();
         out.push(Ingested {
             event,
             webhook_ids,
+            due_webhook_ids,
             created: was_created,
         });
     }

@@ -5,6 +5,7 @@
 pub mod deliveries;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod migrate;
 pub mod models;
 pub mod pool;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use hookline_domain::{DeliveryStatus, Health, HealthState};
 use uuid::Uuid;
 
 use crate::schema::{attempts, deliveries, events, webhooks};
@@ -20,6 +21,40 @@ pub struct Webhook {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// The endpoint's health (`healthy`, `degraded`, `disabled`); see [`Webhook::health`].
+    pub health: String,
+    pub health_reason: Option<String>,
+    pub health_changed: Option<DateTime<Utc>>,
+    pub consecutive_failures: i32,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub probe_interval_ms: Option<i64>,
+    pub next_probe_at: Option<DateTime<Utc>>,
+    pub probe_event_id: Option<Uuid>,
+    pub release_at: Option<DateTime<Utc>>,
+}
+
+impl Webhook {
+    /// The stored health as the domain's machine reads it. A value the machine does not know
+    /// (never written by this version) reads as healthy rather than failing every read.
+    pub fn health(&self) -> Health {
+        Health {
+            state: self.health_state(),
+            reason: self.health_reason.as_deref().and_then(|r| r.parse().ok()),
+            consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or(0),
+            failing_since: self.failing_since,
+            probe_interval: self
+                .probe_interval_ms
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(std::time::Duration::from_millis),
+            next_probe_at: self.next_probe_at,
+        }
+    }
+
+    pub fn health_state(&self) -> HealthState {
+        self.health.parse().unwrap_or(HealthState::Healthy)
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -67,6 +102,15 @@ pub struct Delivery {
     pub manual_retry: bool,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    pub attempting: bool,
+    pub lost_count: i32,
+}
+
+impl Delivery {
+    /// The stored status as the lifecycle's enum (the CHECK constraint allows no other).
+    pub fn status(&self) -> DeliveryStatus {
+        self.status.parse().unwrap_or(DeliveryStatus::Pending)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable)]

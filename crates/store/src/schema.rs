@@ -30,6 +30,7 @@ diesel::table! {
         created -> Timestamptz,
         updated -> Timestamptz,
         attempting -> Bool,
+        lost_count -> Int4,
     }
 }
 
@@ -56,6 +57,17 @@ diesel::table! {
         previous_secret_expires_at -> Nullable<Timestamptz>,
         created -> Timestamptz,
         updated -> Timestamptz,
+        health -> Text,
+        health_reason -> Nullable<Text>,
+        health_changed -> Nullable<Timestamptz>,
+        consecutive_failures -> Int4,
+        failing_since -> Nullable<Timestamptz>,
+        last_success_at -> Nullable<Timestamptz>,
+        last_failure_at -> Nullable<Timestamptz>,
+        probe_interval_ms -> Nullable<Int8>,
+        next_probe_at -> Nullable<Timestamptz>,
+        probe_event_id -> Nullable<Uuid>,
+        release_at -> Nullable<Timestamptz>,
     }
 }
 

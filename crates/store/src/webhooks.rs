@@ -5,7 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use hookline_domain::lifecycle::{transition, HealthInput, HealthPolicy};
+
 use crate::{
+    health,
     models::{NewWebhook, Webhook},
     schema::webhooks::dsl as w,
     StoreError,
@@ -45,34 +48,68 @@ pub async fn get(
         .optional()?)
 }
 
-/// Sets `enabled`; returns what it was before and the row after, or `None` when the brand has
-/// no such webhook. The row is locked for the read-compare-write, so two concurrent calls see
-/// each other's result (FDX reports "already active" from `was`).
+/// The brand enables or disables a webhook; returns whether it was enabled before and the
+/// row after, or `None` when the brand has no such webhook. The row is locked for the
+/// read-compare-write, so two concurrent calls see each other's result (FDX reports "already
+/// active" from `was`).
+///
+/// Disabling is the health machine's `disabled` state with reason `manual`: owed deliveries are
+/// parked, not failed, and events that match it from now on are recorded as SKIPPED. Enabling
+/// makes it healthy and releases the parked deliveries at the scheduler's bounded rate; with
+/// `replay_skipped`, the skipped ones too. Both publish an operational event.
 pub async fn set_enabled(
     conn: &mut AsyncPgConnection,
     brand: &str,
     id: Uuid,
     enabled: bool,
+    replay_skipped: bool,
 ) -> Result<Option<(bool, Webhook)>, StoreError> {
     conn.transaction::<_, StoreError, _>(async |conn| {
-        let Some(was) = w::webhooks
+        let Some(row) = w::webhooks
             .filter(w::brand_id.eq(brand).and(w::id.eq(id)))
-            .select(w::enabled)
+            .select(Webhook::as_select())
             .for_update()
-            .first::<bool>(conn)
+            .first::<Webhook>(conn)
             .await
             .optional()?
         else {
             return Ok(None);
         };
-        let row = diesel::update(w::webhooks.filter(w::id.eq(id)))
-            .set((w::enabled.eq(enabled), w::updated.eq(diesel::dsl::now)))
-            .returning(Webhook::as_returning())
-            .get_result(conn)
-            .await?;
+        let was = row.enabled;
+        let input = if enabled {
+            HealthInput::Enable
+        } else {
+            HealthInput::Disable
+        };
+        let before = row.health();
+        let (after, transition) =
+            transition(&before, input, &HealthPolicy::default(), Utc::now());
+        let mut row = match transition {
+            Some(_) => health::apply(conn, id, before.state, &after, transition)
+                .await?
+                .unwrap_or(row),
+            None => row,
+        };
+        if enabled && replay_skipped && health::replay_skipped(conn, id).await? > 0 {
+            // Released with the parked ones, at the same bounded rate.
+            row = diesel::update(w::webhooks.filter(w::id.eq(id)))
+                .set(w::release_at.eq(Some(Utc::now())))
+                .returning(Webhook::as_returning())
+                .get_result(conn)
+                .await?;
+        }
         Ok(Some((was, row)))
     })
     .await
+}
+
+/// How many webhooks the brand has (the per-brand cap).
+pub async fn count(conn: &mut AsyncPgConnection, brand: &str) -> Result<i64, StoreError> {
+    Ok(w::webhooks
+        .filter(w::brand_id.eq(brand))
+        .count()
+        .get_result(conn)
+        .await?)
 }
 
 /// Deletes the webhook (and, by cascade, its deliveries and attempts); false when absent.

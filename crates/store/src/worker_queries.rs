@@ -6,14 +6,14 @@ use std::{collections::HashSet, time::Duration};
 use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
-    sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hookline_domain::DeliveryMessage;
 
 use crate::{
-    deliveries::{key_arrays, Job, Key},
-    models::{Delivery, Event, Webhook},
+    deliveries::{key_arrays, EventMeta, Job, Key},
+    models::{Delivery, Webhook},
     prepared, StoreError,
 };
 
@@ -37,8 +37,8 @@ pub struct Taken {
     pub gone: Vec<DeliveryMessage>,
 }
 
-/// A row of [`TAKE`]: the delivery (its own column names) with its event (`e_`) and webhook
-/// (`w_`).
+/// A row of [`TAKE`]: the delivery (its own column names) with its event's metadata (`e_`)
+/// and its webhook (`w_`).
 #[derive(QueryableByName)]
 struct TakenRow {
     #[diesel(embed)]
@@ -47,12 +47,15 @@ struct TakenRow {
     e_brand_id: String,
     #[diesel(sql_type = Text)]
     e_event_type: String,
-    #[diesel(sql_type = Jsonb)]
-    e_payload: serde_json::Value,
     #[diesel(sql_type = Timestamptz)]
     e_created: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
-    e_idempotency_key: Option<String>,
+    #[diesel(embed)]
+    webhook: TakenWebhook,
+}
+
+/// The webhook columns of [`TAKE`], named `w_…`.
+#[derive(QueryableByName)]
+struct TakenWebhook {
     #[diesel(sql_type = Text)]
     w_brand_id: String,
     #[diesel(sql_type = Text)]
@@ -71,39 +74,58 @@ struct TakenRow {
     w_created: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     w_updated: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    w_health: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    w_health_reason: Option<String>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    w_probe_event_id: Option<uuid::Uuid>,
 }
 
 impl From<TakenRow> for Job {
     fn from(row: TakenRow) -> Job {
+        let w = row.webhook;
         Job {
-            event: Event {
+            event: EventMeta {
                 id: row.delivery.event_id,
                 brand_id: row.e_brand_id,
                 event_type: row.e_event_type,
-                payload: row.e_payload,
                 created: row.e_created,
-                idempotency_key: row.e_idempotency_key,
             },
             webhook: Webhook {
                 id: row.delivery.webhook_id,
-                brand_id: row.w_brand_id,
-                endpoint: row.w_endpoint,
-                event_types: row.w_event_types,
-                enabled: row.w_enabled,
-                secret: row.w_secret,
-                previous_secret: row.w_previous_secret,
-                previous_secret_expires_at: row.w_previous_secret_expires_at,
-                created: row.w_created,
-                updated: row.w_updated,
+                brand_id: w.w_brand_id,
+                endpoint: w.w_endpoint,
+                event_types: w.w_event_types,
+                enabled: w.w_enabled,
+                secret: w.w_secret,
+                previous_secret: w.w_previous_secret,
+                previous_secret_expires_at: w.w_previous_secret_expires_at,
+                created: w.w_created,
+                updated: w.w_updated,
+                health: w.w_health,
+                health_reason: w.w_health_reason,
+                probe_event_id: w.w_probe_event_id,
+                // Counters and schedules are the health machine's, not the sender's.
+                health_changed: None,
+                consecutive_failures: 0,
+                failing_since: None,
+                last_success_at: None,
+                last_failure_at: None,
+                probe_interval_ms: None,
+                next_probe_at: None,
+                release_at: None,
             },
             delivery: row.delivery,
         }
     }
 }
 
-/// Takes, and loads with its event and webhook, every delivery of the given pointers that is
-/// PENDING, leased and not being attempted (see [`take_for_attempts`]). Public so tests can
-/// examine its plan.
+/// Takes, and loads with its event's metadata and its webhook, every delivery of the given
+/// pointers that is PENDING, leased and not being attempted (see [`take_for_attempts`]). The
+/// payload is not loaded here: one event's payload would come back once per delivery row (64
+/// copies for a fan-out of 64), so the worker loads it once per event
+/// ([`load_payloads`]). Public so tests can examine its plan.
 pub const TAKE: &str = "\
 WITH taken AS ( \
     UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
@@ -114,14 +136,41 @@ WITH taken AS ( \
     RETURNING d.* \
 ) \
 SELECT t.webhook_id, t.event_id, t.status, t.status_reason, t.attempt_count, \
-    t.next_attempt_at, t.leased_until, t.manual_retry, t.created, t.updated, \
-    e.brand_id AS e_brand_id, e.event_type AS e_event_type, e.payload AS e_payload, \
-    e.created AS e_created, e.idempotency_key AS e_idempotency_key, \
+    t.next_attempt_at, t.leased_until, t.manual_retry, t.created, t.updated, t.attempting, \
+    t.lost_count, \
+    e.brand_id AS e_brand_id, e.event_type AS e_event_type, e.created AS e_created, \
     w.brand_id AS w_brand_id, w.endpoint AS w_endpoint, w.event_types AS w_event_types, \
     w.enabled AS w_enabled, w.secret AS w_secret, w.previous_secret AS w_previous_secret, \
     w.previous_secret_expires_at AS w_previous_secret_expires_at, w.created AS w_created, \
-    w.updated AS w_updated \
+    w.updated AS w_updated, w.health AS w_health, w.health_reason AS w_health_reason, \
+    w.probe_event_id AS w_probe_event_id \
 FROM taken t JOIN events e ON e.id = t.event_id JOIN webhooks w ON w.id = t.webhook_id";
+
+/// An event's payload as JSON text, exactly as Postgres prints it.
+#[derive(Debug, QueryableByName)]
+pub struct PayloadText {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+}
+
+/// The payloads of `event_ids` as JSON text: the worker embeds the text in the envelope as is
+/// (it is only ever re-sent), so it is never parsed into a tree of values.
+pub async fn load_payloads(
+    conn: &mut AsyncPgConnection,
+    event_ids: &[uuid::Uuid],
+) -> Result<Vec<PayloadText>, StoreError> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(prepared::statement(
+        "SELECT id, payload::text AS payload FROM events WHERE id = ANY($1::uuid[])",
+    )
+    .bind::<Array<SqlUuid>, _>(event_ids)
+    .load(conn)
+    .await?)
+}
 
 /// Takes the deliveries of `messages` for one attempt each and loads what sending them needs,
 /// in one statement whatever their number.

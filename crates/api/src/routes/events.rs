@@ -266,7 +266,7 @@ pub async fn ingest_batch(
 fn messages_of(ingested: &Ingested) -> Vec<DeliveryMessage> {
     let event_id = ingested.event.id;
     ingested
-        .webhook_ids
+        .due_webhook_ids
         .iter()
         .map(|&webhook_id| DeliveryMessage {
             webhook_id,

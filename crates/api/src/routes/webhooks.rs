@@ -110,7 +110,7 @@ pub async fn patch(
         }
     };
     let mut conn = state.conn().await?;
-    match webhooks::set_enabled(&mut conn, &brand, id, enabled).await? {
+    match webhooks::set_enabled(&mut conn, &brand, id, enabled, false).await? {
         Some(_) => {
             tracing::info!(enabled, "webhook toggled");
             Ok(HttpResponse::NoContent().finish())
