@@ -143,7 +143,9 @@ impl AttemptResult {
 pub enum NextState {
     Success,
     /// Failed; try again at this time.
-    Retry { at: DateTime<Utc> },
+    Retry {
+        at: DateTime<Utc>,
+    },
     /// Failed for good (schedule exhausted, or the one extra attempt of a manual retry).
     Failure,
 }
@@ -500,7 +502,12 @@ mod tests {
         }
     }
 
-    fn failing(state: HealthState, failures: u32, since_secs_ago: i64, now: DateTime<Utc>) -> Health {
+    fn failing(
+        state: HealthState,
+        failures: u32,
+        since_secs_ago: i64,
+        now: DateTime<Utc>,
+    ) -> Health {
         Health {
             state,
             reason: (state != HealthState::Healthy).then_some(HealthReason::Failing),
@@ -543,10 +550,17 @@ mod tests {
             assert_eq!(s.as_str().parse::<DeliveryStatus>(), Ok(s));
         }
         assert!("pending".parse::<DeliveryStatus>().is_err());
-        let finals: Vec<_> = DeliveryStatus::ALL.into_iter().filter(|s| s.is_final()).collect();
+        let finals: Vec<_> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
         assert_eq!(
             finals,
-            [DeliveryStatus::Success, DeliveryStatus::Failure, DeliveryStatus::Skipped]
+            [
+                DeliveryStatus::Success,
+                DeliveryStatus::Failure,
+                DeliveryStatus::Skipped
+            ]
         );
         for h in HealthState::ALL {
             assert_eq!(h.as_str().parse::<HealthState>(), Ok(h));
@@ -590,11 +604,25 @@ mod tests {
             assert_eq!(next_state(before, false, result, None, &s, now), want);
         }
         assert_eq!(
-            next_state(0, false, AttemptResult::Refused, Some(Duration::from_secs(45)), &s, now),
+            next_state(
+                0,
+                false,
+                AttemptResult::Refused,
+                Some(Duration::from_secs(45)),
+                &s,
+                now
+            ),
             at(45)
         );
         assert_eq!(
-            next_state(0, false, AttemptResult::Refused, Some(Duration::from_secs(3600)), &s, now),
+            next_state(
+                0,
+                false,
+                AttemptResult::Refused,
+                Some(Duration::from_secs(3600)),
+                &s,
+                now
+            ),
             at(60),
             "Retry-After is bounded"
         );
@@ -617,9 +645,18 @@ mod tests {
         assert_eq!(owed_status(HealthState::Healthy), DeliveryStatus::Pending);
         assert_eq!(owed_status(HealthState::Degraded), DeliveryStatus::Parked);
         assert_eq!(owed_status(HealthState::Disabled), DeliveryStatus::Parked);
-        assert_eq!(initial_status(HealthState::Healthy), DeliveryStatus::Pending);
-        assert_eq!(initial_status(HealthState::Degraded), DeliveryStatus::Parked);
-        assert_eq!(initial_status(HealthState::Disabled), DeliveryStatus::Skipped);
+        assert_eq!(
+            initial_status(HealthState::Healthy),
+            DeliveryStatus::Pending
+        );
+        assert_eq!(
+            initial_status(HealthState::Degraded),
+            DeliveryStatus::Parked
+        );
+        assert_eq!(
+            initial_status(HealthState::Disabled),
+            DeliveryStatus::Skipped
+        );
     }
 
     #[test]
@@ -714,10 +751,19 @@ mod tests {
             assert_eq!(next.state, HealthState::Disabled);
             assert_eq!(next.reason, Some(HealthReason::Manual));
             // Enabling a webhook that is not disabled changes nothing.
-            assert_eq!(transition(&failing(state, 2, 5, now), HealthInput::Enable, &p, now).1, None);
+            assert_eq!(
+                transition(&failing(state, 2, 5, now), HealthInput::Enable, &p, now).1,
+                None
+            );
         }
         let disabled = failing(HealthState::Healthy, 9, 5, now).disabled(HealthReason::Gone);
-        for input in [FAILED, DELIVERED, GONE, HealthInput::ProbeDue, HealthInput::Disable] {
+        for input in [
+            FAILED,
+            DELIVERED,
+            GONE,
+            HealthInput::ProbeDue,
+            HealthInput::Disable,
+        ] {
             assert_eq!(
                 transition(&disabled, input, &p, now),
                 (disabled.clone(), None),

@@ -128,7 +128,10 @@ impl HealthChanged {
     /// The health as the domain's machine reads it (counters already include the group).
     pub fn health(&self) -> hookline_domain::Health {
         hookline_domain::Health {
-            state: self.health.parse().unwrap_or(hookline_domain::HealthState::Healthy),
+            state: self
+                .health
+                .parse()
+                .unwrap_or(hookline_domain::HealthState::Healthy),
             reason: self.health_reason.as_deref().and_then(|r| r.parse().ok()),
             consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or(0),
             failing_since: self.failing_since,

@@ -188,3 +188,22 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Sets a webhook's health state directly, as another process would have (tests of what a
+/// worker does when the state changed after a delivery was published). Only the state and
+/// `enabled`: nothing is parked or released.
+pub async fn set_health(
+    conn: &mut diesel_async::AsyncPgConnection,
+    webhook_id: uuid::Uuid,
+    state: &str,
+) {
+    use crate::schema::webhooks;
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    let update = diesel::update(webhooks::table.filter(webhooks::id.eq(webhook_id))).set((
+        webhooks::health.eq(state),
+        webhooks::enabled.eq(state != "disabled"),
+    ));
+    diesel_async::RunQueryDsl::execute(update, conn)
+        .await
+        .expect("set health");
+}

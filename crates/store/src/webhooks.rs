@@ -82,8 +82,7 @@ pub async fn set_enabled(
             HealthInput::Disable
         };
         let before = row.health();
-        let (after, transition) =
-            transition(&before, input, &HealthPolicy::default(), Utc::now());
+        let (after, transition) = transition(&before, input, &HealthPolicy::default(), Utc::now());
         let mut row = match transition {
             Some(_) => health::apply(conn, id, before.state, &after, transition)
                 .await?

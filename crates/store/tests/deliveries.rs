@@ -82,17 +82,23 @@ async fn a_group_of_attempts_moves_each_delivery_to_its_own_state() {
         Recorded {
             attempt: attempt(webhook_id, ids[0]),
             next: NextState::Success,
+            result: hookline_domain::AttemptResult::Delivered,
+            probe: false,
         },
         Recorded {
             attempt: attempt(webhook_id, ids[1]),
             next: NextState::Retry { at: retry_at },
+            result: hookline_domain::AttemptResult::ServerError,
+            probe: false,
         },
         Recorded {
             attempt: attempt(webhook_id, ids[2]),
             next: NextState::Failure,
+            result: hookline_domain::AttemptResult::ServerError,
+            probe: false,
         },
     ];
-    deliveries::record_attempts(&mut conn, &group)
+    deliveries::record_attempts(&mut conn, &group, 5)
         .await
         .expect("record");
     let state = |i: usize| {
@@ -125,7 +131,10 @@ async fn a_group_of_attempts_moves_each_delivery_to_its_own_state() {
         &[Recorded {
             attempt: attempt(webhook_id, ids[0]),
             next: NextState::Failure,
+            result: hookline_domain::AttemptResult::ServerError,
+            probe: false,
         }],
+        5,
     )
     .await
     .expect("record again");
@@ -157,7 +166,10 @@ async fn ingest_and_recording_reuse_one_prepared_statement_each() {
             &[Recorded {
                 attempt: attempt(webhook_id, event_id),
                 next: NextState::Success,
+                result: hookline_domain::AttemptResult::Delivered,
+                probe: false,
             }],
+            5,
         )
         .await
         .expect("record");

@@ -33,7 +33,7 @@ async fn crud_is_scoped_by_brand() {
         .await
         .expect("list")
         .is_empty());
-    assert!(webhooks::set_enabled(&mut conn, "b", a.id, false)
+    assert!(webhooks::set_enabled(&mut conn, "b", a.id, false, false)
         .await
         .expect("set")
         .is_none());
@@ -41,7 +41,7 @@ async fn crud_is_scoped_by_brand() {
         .await
         .expect("delete"));
 
-    let (was, row) = webhooks::set_enabled(&mut conn, "a", a.id, false)
+    let (was, row) = webhooks::set_enabled(&mut conn, "a", a.id, false, false)
         .await
         .expect("set")
         .expect("row");

@@ -43,8 +43,20 @@ pub mod names {
     pub const FIRST_ATTEMPT_LAG: &str = "hookline_publish_to_first_attempt_seconds";
     /// Gauge: deliveries due now but not yet handed out.
     pub const DELIVERIES_DUE: &str = "hookline_deliveries_due";
-    /// Gauge: requests in flight, by `endpoint` (host).
+    /// Gauge: requests one worker has in flight, by `host` (`host:port` of the endpoints; never
+    /// the URL, whose path or query may hold a token).
     pub const IN_FLIGHT: &str = "hookline_in_flight_requests";
+    /// Gauge: webhooks by health `state` (healthy, degraded, disabled).
+    pub const ENDPOINTS: &str = "hookline_endpoints";
+    /// Counter: endpoint health transitions, by the state entered (`to`).
+    pub const ENDPOINT_TRANSITIONS: &str = "hookline_endpoint_transitions_total";
+    /// Gauge: deliveries parked (endpoint degraded or disabled, or a poison delivery).
+    pub const PARKED_DELIVERIES: &str = "hookline_parked_deliveries";
+    /// Counter: parked deliveries released after their endpoint recovered.
+    pub const PARKED_RELEASED: &str = "hookline_parked_released_total";
+    /// Counter: deliveries deferred by a worker because their brand's or host's budget was
+    /// full or their bytes would not fit (handed back to Postgres, no attempt consumed).
+    pub const DEFERRED: &str = "hookline_deferred_total";
 }
 
 /// Latency buckets (seconds) from 1 ms to 1 min.

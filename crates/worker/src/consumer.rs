@@ -1,6 +1,12 @@
-//! The consumer loop: takes messages from the delivery queue, runs [`Handler::handle_batch`] on
-//! the delivery pointers of each (at most `worker.concurrency` deliveries at once) and
-//! acknowledges after the database commit.
+//! The consumer loop: takes messages from the delivery queue, runs [`Handler::handle_message`]
+//! on the delivery pointers of each and acknowledges as soon as they are taken in Postgres
+//! (the commit that makes Postgres responsible for them: from then on a lost worker is
+//! recovered by the lease, and a redelivered copy would only be dropped as stale).
+//!
+//! `worker.concurrency` bounds the deliveries taken on but not yet sending — the queue's
+//! backpressure. A delivery gives its permit back when its request starts or it is parked or
+//! deferred, and a message is acknowledged before its requests run, so neither slow requests
+//! nor unacknowledged messages (the prefetch) can be filled by one brand's hanging endpoints.
 //!
 //! Any number of workers consume the one queue; the broker spreads messages across them, and
 //! `worker.prefetch` bounds what each holds unacknowledged. A lost broker connection is
@@ -130,8 +136,7 @@ impl State {
             let handler = self.handler.clone();
             let stop = self.stop_sends.clone();
             self.tasks.spawn(async move {
-                process(&handler, &messages, delivery, &stop).await;
-                drop(permits);
+                process(&handler, &messages, permits, delivery, &stop).await;
             });
         }
         // Stop taking messages; those prefetched but not started go back to the queue when the
@@ -179,32 +184,37 @@ impl State {
     }
 }
 
-/// Handles one message and settles it with the broker: ack once every delivery it points to
-/// is settled in Postgres; on a database error, requeue (after a pause) so they are tried
-/// again (those already recorded are then dropped as stale).
+/// Handles one message and settles it with the broker: ack once its deliveries are taken in
+/// Postgres; when the database could not be reached to take them, requeue (after a pause) so
+/// they are tried again.
 async fn process(
     handler: &Handler,
     messages: &[DeliveryMessage],
+    permits: tokio::sync::OwnedSemaphorePermit,
     delivery: Delivery,
     stop: &CancellationToken,
 ) {
-    match handler.handle_batch(messages, stop).await {
-        Ok(_) => {
-            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+    let acker = delivery.acker.clone();
+    let ack = move || {
+        tokio::spawn(async move {
+            if let Err(e) = acker.ack(BasicAckOptions::default()).await {
                 // The channel is gone; the broker redelivers and the handler drops it as stale.
-                warn!(error = %e, "could not acknowledge a handled message");
+                warn!(error = %e, "could not acknowledge a taken message");
             }
-        }
-        Err(e) => {
-            warn!(error = %e, "database unavailable; the message goes back to the queue");
-            tokio::time::sleep(REQUEUE_DELAY).await;
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            if let Err(e) = delivery.acker.nack(requeue).await {
-                warn!(error = %e, "could not requeue a message; its lease will bring it back");
-            }
+        });
+    };
+    if let Err(e) = handler
+        .handle_message(messages, Some(permits), ack, stop)
+        .await
+    {
+        warn!(error = %e, "database unavailable; the message goes back to the queue");
+        tokio::time::sleep(REQUEUE_DELAY).await;
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        if let Err(e) = delivery.acker.nack(requeue).await {
+            warn!(error = %e, "could not requeue a message; its lease will bring it back");
         }
     }
 }

@@ -10,13 +10,16 @@
 //! - [`startup`]: [`Worker`] — build from settings, run until a shutdown token fires;
 //! - [`consumer`]: the queue loop (concurrency, acknowledgements, graceful drain);
 //! - [`scheduler`]: publishes due retries and expired leases;
-//! - [`delivery`]: one delivery — the signed request, the guarded client, the per-endpoint
-//!   cap, and the handler returning an outcome;
+//! - [`delivery`]: one delivery — the signed request, the guarded client, the per-brand and
+//!   per-host budgets, shared event bodies, and the handler returning an outcome;
+//! - [`endpoints`]: endpoint health — degrading, probing, disabling, releasing parked work,
+//!   and the operational events;
 //! - [`health`]: `/healthz`; [`telemetry`]: logging; [`backoff`]: retry delays of the loops.
 
 pub mod backoff;
 pub mod consumer;
 pub mod delivery;
+pub mod endpoints;
 pub mod health;
 pub mod scheduler;
 pub mod startup;

@@ -17,7 +17,8 @@ use tracing::{info, warn};
 use crate::{
     backoff::Backoff,
     consumer::{self, ConsumerConfig},
-    delivery::{handle::Handler, limiter::EndpointLimiter, send::Sender},
+    delivery::{body::Bodies, budget::Budgets, handle::Handler, send::Sender},
+    endpoints::Endpoints,
     health,
     scheduler::{self, SchedulerConfig},
 };
@@ -38,6 +39,7 @@ pub enum BuildError {
 pub struct Worker {
     settings: Settings,
     pool: Pool,
+    endpoints: Endpoints,
     handler: Arc<Handler>,
     health: TcpListener,
 }
@@ -81,18 +83,35 @@ impl Worker {
             },
         )
         .map_err(|e| BuildError::Pool(e.to_string()))?;
+        let w = &settings.worker;
+        let endpoints = Endpoints::new(
+            pool.clone(),
+            settings.health.policy(),
+            settings.health.release_per_second,
+        );
         let handler = Handler::new(
             pool.clone(),
             Sender::new(delivery)?,
             schedule,
-            EndpointLimiter::new(settings.worker.max_in_flight_per_endpoint),
-            settings.worker.lease,
+            // A stalled budget's deferrals grow up to about the request timeout: by then a
+            // hanging request has freed its slot.
+            Budgets::new(
+                w.max_in_flight_per_host,
+                w.max_in_flight_per_brand,
+                w.defer_delay,
+                delivery.request_timeout,
+            ),
+            Bodies::new(w.max_bytes_in_flight),
+            endpoints.clone(),
+            w.lease,
             delivery.request_timeout,
+            w.defer_delay,
         );
         let health = TcpListener::bind(&settings.worker.http_bind).await?;
         Ok(Worker {
             settings,
             pool,
+            endpoints,
             handler: Arc::new(handler),
             health,
         })
@@ -110,6 +129,7 @@ impl Worker {
         let Worker {
             settings,
             pool,
+            endpoints,
             handler,
             health,
         } = self;
@@ -129,9 +149,11 @@ impl Worker {
             let scheduler = scheduler::run(
                 pool.clone(),
                 publisher,
+                endpoints,
                 SchedulerConfig {
                     interval: settings.worker.scheduler_interval,
                     lease: settings.worker.lease,
+                    lost_limit: settings.worker.lost_limit,
                 },
                 shutdown.clone(),
             );

@@ -417,10 +417,14 @@ fn attempts(webhook_id: Uuid, event_id: Uuid) -> Vec<Recorded> {
             next: NextState::Retry {
                 at: Utc::now() + chrono::Duration::minutes(5),
             },
+            result: hookline_domain::AttemptResult::Unreachable,
+            probe: false,
         },
         Recorded {
             attempt: attempt(true),
             next: NextState::Failure,
+            result: hookline_domain::AttemptResult::ServerError,
+            probe: false,
         },
     ]
 }
@@ -640,7 +644,7 @@ async fn responses_of_every_operation_match_the_document() {
     let mut conn = pool.get().await.expect("conn");
     let (w_uuid, e_uuid) = (wid.parse().expect("uuid"), eid.parse().expect("uuid"));
     for recorded in attempts(w_uuid, e_uuid) {
-        deliveries::record_attempts(&mut conn, &[recorded])
+        deliveries::record_attempts(&mut conn, &[recorded], 5)
             .await
             .expect("record");
     }

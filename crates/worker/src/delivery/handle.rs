@@ -1,38 +1,43 @@
 //! Handling one queue message, from its bytes to the recorded attempts of the deliveries it
-//! points to. A plain async function returning an [`Outcome`] per delivery, so it is tested
-//! without a broker; the consumer around it only acknowledges.
+//! points to. Plain async functions returning an [`Outcome`] per delivery, so they are tested
+//! without a broker; the consumer around them only acknowledges.
+//!
+//! Each delivery is settled on its own: parked when its endpoint cannot take it (disabled, or
+//! degraded and not the probe), deferred when its brand's or host's budget or the worker's
+//! byte budget is full, or attempted. The capacity a delivery holds is released when that
+//! delivery is done with it, never when the slowest delivery of its message ends.
 
 use hookline_telemetry::names;
-use std::{sync::Arc, time::Duration};
-use tokio::time::Instant;
+use std::{collections::HashMap, sync::Arc, time::Duration};
+use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::join_all;
-use hookline_domain::{DeliveryMessage, RetrySchedule};
+use hookline_domain::{
+    lifecycle::{next_state, reason, AttemptResult},
+    DeliveryMessage, HealthState, NextState, RetrySchedule,
+};
 use hookline_store::{
-    deliveries::{self, Job, NextState, Recorded, FAILURE, SUCCESS},
-    models::{Delivery, NewAttempt},
+    deliveries::{self, Job, Recorded, FAILURE, SUCCESS},
+    models::NewAttempt,
     worker_queries, Pool, StoreError,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
+use crate::{backoff::Backoff, endpoints::Endpoints};
 
 use super::{
-    limiter::EndpointLimiter,
+    body::{Bodies, EventBody, Loaded},
+    budget::{host_of, Budgets, Busy, Slot},
     record::Recorder,
     request::SignedRequest,
     send::{Attempted, Sender, TransportError},
 };
 
-/// How long work for an endpoint at its in-flight cap waits before the scheduler offers it
-/// again: short, because the cap frees as soon as one request to that endpoint ends.
-pub const DEFER_DELAY: Duration = Duration::from_millis(250);
-
-/// Margin on top of the request timeout while a delivery is being attempted: time to record the
-/// attempt after the request ended.
+/// Margin on top of the request timeout while a delivery is being attempted: time to wait for
+/// a slot, and to record the attempt after the request ended.
 const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 /// What became of one delivery pointer. Every variant is acknowledged: the database now says what is
@@ -45,10 +50,11 @@ pub enum Outcome {
     Gone,
     /// A stale or repeated message: the delivery is final, not due, or another handler has it.
     Stale,
-    /// The webhook is disabled: the delivery ended FAILURE (`webhook_disabled`) unsent.
-    Disabled,
-    /// The endpoint stayed at its in-flight cap for [`DEFER_DELAY`]: handed back, due in
-    /// [`DEFER_DELAY`].
+    /// Its endpoint cannot take it now (the webhook is disabled, or degraded and this is not
+    /// its probe): parked in Postgres, no attempt consumed. The reason is the stored one.
+    Parked(&'static str),
+    /// Its brand's or host's budget, or the worker's byte budget, was full: handed back to
+    /// Postgres, due again after a short delay, no attempt consumed.
     Deferred,
     /// An attempt was made and recorded; the delivery moved on to this state.
     Attempted(NextState),
@@ -63,7 +69,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::Gone => "gone",
             Outcome::Stale => "stale",
-            Outcome::Disabled => "disabled",
+            Outcome::Parked(_) => "parked",
             Outcome::Deferred => "deferred",
             Outcome::Attempted(NextState::Success) => "success",
             Outcome::Attempted(NextState::Retry { .. }) => "retry",
@@ -81,11 +87,15 @@ pub struct Handler {
     recorder: Recorder,
     sender: Sender,
     schedule: RetrySchedule,
-    limiter: EndpointLimiter,
+    budgets: Budgets,
+    bodies: Bodies,
+    endpoints: Endpoints,
     /// The lease taken while attempting: at least the configured lease, and long enough to
     /// cover the request and its recording, so the scheduler does not re-publish a delivery
     /// that is in flight.
     attempt_lease: Duration,
+    /// How long deliveries whose bytes do not fit wait before they are offered again.
+    defer_delay: Duration,
 }
 
 impl std::fmt::Debug for Handler {
@@ -97,31 +107,49 @@ impl std::fmt::Debug for Handler {
     }
 }
 
+/// How a delivery to send gets its slot.
+enum Admission {
+    Now(Slot),
+    Wait(Duration),
+}
+
 impl Handler {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: Pool,
         sender: Sender,
         schedule: RetrySchedule,
-        limiter: EndpointLimiter,
+        budgets: Budgets,
+        bodies: Bodies,
+        endpoints: Endpoints,
         lease: Duration,
         request_timeout: Duration,
+        defer_delay: Duration,
     ) -> Handler {
         Handler {
-            recorder: Recorder::start(pool.clone()),
+            recorder: Recorder::start(pool.clone(), endpoints.clone()),
             pool,
             sender,
             schedule,
-            limiter,
+            budgets,
+            bodies,
+            endpoints,
             attempt_lease: lease.max(request_timeout + RECORD_MARGIN),
+            defer_delay,
         }
+    }
+
+    /// The worker's budgets (tests look at what is in flight).
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
     }
 
     /// Handles the bytes of one queue message: one [`Outcome`] per delivery pointer in it.
     /// `stop` cuts in-flight requests short (shutdown after its grace period); their
     /// deliveries are then handed back, not recorded.
     ///
-    /// An error means the database could not be reached: the caller must let the message be
-    /// delivered again (what was recorded meanwhile is then stale and dropped).
+    /// An error means the database could not be reached before the deliveries were taken: the
+    /// caller must let the message be delivered again.
     pub async fn handle(
         &self,
         payload: &[u8],
@@ -146,44 +174,117 @@ impl Handler {
         }
     }
 
-    /// Handles the deliveries of one queue message: takes them all in one statement, then
-    /// attempts them concurrently (the caller holds a concurrency permit for each), each
-    /// recorded through the group recorder. Returns once every one is settled.
+    /// [`Handler::handle_message`] without queue permits or acknowledgement.
     pub async fn handle_batch(
         &self,
         messages: &[DeliveryMessage],
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
+        self.handle_message(messages, None, || {}, stop).await
+    }
+
+    /// Handles the deliveries of one queue message: takes them all in one statement (then
+    /// calls `taken`: the consumer acknowledges the message there, since Postgres now owns
+    /// what happens to them), parks or defers what cannot be sent now, and attempts the rest
+    /// concurrently, each recorded through the group recorder. `permits` are the queue's
+    /// backpressure, one per pointer: each delivery gives its own back when its request starts
+    /// or it is otherwise settled. Returns once every delivery is settled.
+    ///
+    /// An error before `taken` means the database could not be reached and nothing was taken;
+    /// after it, what failed is logged and left to the leases (the scheduler re-publishes).
+    pub async fn handle_message(
+        &self,
+        messages: &[DeliveryMessage],
+        mut permits: Option<OwnedSemaphorePermit>,
+        taken: impl FnOnce(),
+        stop: &CancellationToken,
+    ) -> Result<Vec<Outcome>, StoreError> {
         // A connection is held only around queries, never across requests: the pool is much
         // smaller than the number of requests in flight.
         let taken_at = Instant::now();
-        let taken = {
-            let mut conn = self.pool.get().await?;
-            worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease).await?
-        };
+        let mut conn = self.pool.get().await?;
+        let batch =
+            worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease).await?;
+        taken();
         let mut outcomes = Vec::with_capacity(messages.len());
-        outcomes.extend(taken.gone.iter().map(|_| Outcome::Gone));
-        outcomes.extend(taken.stale.iter().map(|_| Outcome::Stale));
-        let (jobs, disabled): (Vec<Job>, Vec<Job>) =
-            taken.jobs.into_iter().partition(|job| job.webhook.enabled);
-        if !disabled.is_empty() {
-            let mut conn = self.pool.get().await?;
-            for job in &disabled {
-                let d = &job.delivery;
-                deliveries::finish_unsent(&mut conn, d.webhook_id, d.event_id, "webhook_disabled")
-                    .await?;
-                outcomes.push(Outcome::Disabled);
+        outcomes.extend(batch.gone.iter().map(|_| Outcome::Gone));
+        outcomes.extend(batch.stale.iter().map(|_| Outcome::Stale));
+
+        // Endpoints that cannot take them now: parked, no attempt consumed.
+        let mut to_send = Vec::with_capacity(batch.jobs.len());
+        let mut parked: HashMap<&'static str, Vec<DeliveryMessage>> = HashMap::new();
+        for job in batch.jobs {
+            match parking_reason(&job) {
+                Some(why) => parked.entry(why).or_default().push(key(&job)),
+                None => to_send.push(job),
             }
         }
-        // Every attempt runs to its end before an error is returned: none is cut off midway.
+        for (why, keys) in &parked {
+            if let Err(e) = deliveries::park(&mut conn, keys, why).await {
+                warn!(error = %e, "could not park deliveries; their lease brings them back");
+            }
+            outcomes.extend(keys.iter().map(|_| Outcome::Parked(why)));
+        }
+
+        // Each event's body once, then a slot per delivery or a deferral.
+        let metas: Vec<_> = to_send.iter().map(|j| &j.event).collect();
+        let bodies = match self.bodies.load(&mut conn, &metas).await {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                warn!(error = %e, "could not load payloads; their lease brings them back");
+                for o in &outcomes {
+                    count(o);
+                }
+                return Ok(outcomes);
+            }
+        };
+        let now = Utc::now();
+        let mut deferred: Vec<(DeliveryMessage, Duration)> = Vec::new();
+        let mut sends = Vec::with_capacity(to_send.len());
+        for job in to_send {
+            let body = match bodies.get(&job.event.id) {
+                Some(Loaded::Body(body)) => Ok(body.clone()),
+                Some(Loaded::Invalid(e)) => Err(e.clone()),
+                Some(Loaded::NoRoom) | None => {
+                    deferred.push((key(&job), self.defer_delay));
+                    continue;
+                }
+            };
+            let host = host_of(&job.webhook.endpoint);
+            let admission = match self.budgets.try_acquire(&job.webhook.brand_id, &host) {
+                Ok(slot) => Admission::Now(slot),
+                Err(Busy::Wait(wait)) => Admission::Wait(wait),
+                Err(Busy::Defer(delay)) => {
+                    deferred.push((key(&job), delay));
+                    continue;
+                }
+            };
+            let permit = permits.as_mut().and_then(|p| p.split(1));
+            sends.push((job, body, host, admission, permit));
+        }
+        drop(permits);
+        if !deferred.is_empty() {
+            self.defer(&mut conn, &deferred, now).await;
+            outcomes.extend(deferred.iter().map(|_| Outcome::Deferred));
+        }
+        drop(conn);
+
         let lease_ends = taken_at + self.attempt_lease;
         let attempted = join_all(
-            jobs.into_iter()
-                .map(|job| self.attempt(job, lease_ends, stop)),
+            sends
+                .into_iter()
+                .map(|(job, body, host, admission, permit)| {
+                    self.attempt(job, body, host, admission, permit, lease_ends, stop)
+                }),
         )
         .await;
         for outcome in attempted {
-            outcomes.push(outcome?);
+            match outcome {
+                Ok(o) => outcomes.push(o),
+                Err(e) => {
+                    warn!(error = %e, "could not settle a delivery; its lease brings it back")
+                }
+            }
         }
         for outcome in &outcomes {
             debug!(?outcome, "delivery handled");
@@ -192,8 +293,30 @@ impl Handler {
         Ok(outcomes)
     }
 
-    /// One attempt of a delivery this worker has taken: a slot for its endpoint, the signed
-    /// request, and the recorded outcome.
+    /// Hands deferred deliveries back to Postgres, due after the longest of their delays (they
+    /// are deferred for the same full budgets).
+    async fn defer(
+        &self,
+        conn: &mut hookline_store::PooledConn,
+        deferred: &[(DeliveryMessage, Duration)],
+        now: chrono::DateTime<Utc>,
+    ) {
+        let delay = deferred
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(self.defer_delay);
+        let keys: Vec<DeliveryMessage> = deferred.iter().map(|(k, _)| *k).collect();
+        let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
+        metrics::counter!(names::DEFERRED).increment(keys.len() as u64);
+        if let Err(e) = deliveries::release(conn, &keys, at).await {
+            warn!(error = %e, "could not defer deliveries; their lease brings them back");
+        }
+    }
+
+    /// One attempt of a delivery this worker has taken: its slot, the signed request, and the
+    /// recorded outcome.
+    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip_all, fields(
         brand = %job.webhook.brand_id,
         webhook_id = %job.delivery.webhook_id,
@@ -202,26 +325,44 @@ impl Handler {
     async fn attempt(
         &self,
         job: Job,
+        body: Result<Arc<EventBody>, String>,
+        host: String,
+        admission: Admission,
+        permit: Option<OwnedSemaphorePermit>,
         lease_ends: Instant,
         stop: &CancellationToken,
     ) -> Result<Outcome, StoreError> {
-        let message = DeliveryMessage {
-            webhook_id: job.delivery.webhook_id,
-            event_id: job.delivery.event_id,
+        let message = key(&job);
+        let slot = match admission {
+            Admission::Now(slot) => slot,
+            Admission::Wait(wait) => {
+                match self
+                    .budgets
+                    .acquire(&job.webhook.brand_id, &host, wait)
+                    .await
+                {
+                    Ok(slot) => slot,
+                    Err(delay) => {
+                        drop(permit);
+                        let mut conn = self.pool.get().await?;
+                        let at = Utc::now()
+                            + chrono::Duration::from_std(delay)
+                                .unwrap_or(chrono::Duration::seconds(1));
+                        metrics::counter!(names::DEFERRED).increment(1);
+                        deliveries::release(&mut conn, &[message], at).await?;
+                        return Ok(Outcome::Deferred);
+                    }
+                }
+            }
         };
-        // The delivery is ours until the attempt lease ends; deferring or handing it back
-        // releases it for the scheduler.
-        let Some(slot) = self
-            .limiter
-            .acquire(&job.webhook.endpoint, DEFER_DELAY)
-            .await
-        else {
-            let mut conn = self.pool.get().await?;
-            deliveries::release(&mut conn, &[message], Utc::now() + DEFER_DELAY).await?;
-            return Ok(Outcome::Deferred);
-        };
+        // The request starts: from here on only the slot of its brand and host is held.
+        drop(permit);
         let started = Utc::now();
-        let attempted = match SignedRequest::prepare(&job, started, self.sender.user_agent()) {
+        let prepared = body.and_then(|body| {
+            SignedRequest::prepare(&job, body.bytes.clone(), started, self.sender.user_agent())
+                .map_err(|e| e.to_string())
+        });
+        let attempted = match prepared {
             Ok(request) => {
                 tokio::select! {
                     attempted = self.sender.send(&request, started) => attempted,
@@ -237,7 +378,7 @@ impl Handler {
             // the event log, and the schedule still ends it.
             Err(e) => Attempted {
                 request_headers: serde_json::json!({}),
-                result: Err(TransportError::Other(e.to_string())),
+                result: Err(TransportError::Other(e)),
                 elapsed: Duration::ZERO,
             },
         };
@@ -247,23 +388,36 @@ impl Handler {
             let lag = (started - job.event.created).to_std().unwrap_or_default();
             metrics::histogram!(names::FIRST_ATTEMPT_LAG).record(lag.as_secs_f64());
         }
-        let next = next_state(&job.delivery, &attempted, &self.schedule, Utc::now());
+        let (result, retry_after) = classify(&attempted);
+        let next = next_state(
+            job.delivery.attempt_count,
+            job.delivery.manual_retry,
+            result,
+            retry_after,
+            &self.schedule,
+            Utc::now(),
+        );
         if let Err(e) = &attempted.result {
             debug!(error = %e, "attempt failed");
         }
         let recorded = Arc::new(Recorded {
             attempt: attempt_row(&job, &attempted, started),
             next: next.clone(),
+            result,
+            probe: is_probe(&job),
         });
         self.record(recorded, lease_ends, stop).await?;
+        if next.is_exhausted() && !job.delivery.manual_retry {
+            self.endpoints.exhausted(&job).await;
+        }
         Ok(Outcome::Attempted(next))
     }
 
     /// Records an attempt that was made. While the database is unreachable it keeps trying,
     /// with backoff, as long as the attempt lease holds (the scheduler leaves the delivery
     /// alone until then) and the worker is not stopping: once the database returns, the
-    /// attempt is on record and nothing is sent twice. Past that it gives up; the message goes
-    /// back to the queue and the delivery is sent again when its lease runs out.
+    /// attempt is on record and nothing is sent twice. Past that it gives up; the delivery is
+    /// sent again when its lease runs out.
     async fn record(
         &self,
         recorded: Arc<Recorded>,
@@ -291,39 +445,44 @@ impl Handler {
     }
 }
 
+fn key(job: &Job) -> DeliveryMessage {
+    DeliveryMessage {
+        webhook_id: job.delivery.webhook_id,
+        event_id: job.delivery.event_id,
+    }
+}
+
+/// Whether this delivery is the probe its degraded endpoint is waiting for.
+fn is_probe(job: &Job) -> bool {
+    job.webhook.health_state() == HealthState::Degraded
+        && job.webhook.probe_event_id == Some(job.event.id)
+}
+
+/// Why a taken delivery must not be sent now, if it must not: its webhook is disabled, or
+/// degraded and this delivery is not its probe.
+fn parking_reason(job: &Job) -> Option<&'static str> {
+    match job.webhook.health_state() {
+        HealthState::Disabled => Some(reason::WEBHOOK_DISABLED),
+        _ if !job.webhook.enabled => Some(reason::WEBHOOK_DISABLED),
+        HealthState::Degraded if !is_probe(job) => Some(reason::ENDPOINT_DEGRADED),
+        _ => None,
+    }
+}
+
+/// How the attempt ended for the lifecycle, and the `Retry-After` it asked for.
+fn classify(attempted: &Attempted) -> (AttemptResult, Option<Duration>) {
+    match &attempted.result {
+        Ok(r) => (AttemptResult::of_status(r.status), r.retry_after),
+        Err(_) => (AttemptResult::Unreachable, None),
+    }
+}
+
 fn count(outcome: &Outcome) {
     metrics::counter!(names::DELIVERY_OUTCOMES, "outcome" => outcome.label()).increment(1);
 }
 
-/// What the delivery becomes after `attempted`: SUCCESS on any 2xx; FAILURE after the one extra
-/// attempt of a manual retry or the last step of the schedule; otherwise due again after the
-/// schedule's delay, or the endpoint's `Retry-After` on a 429/503 (bounded by the schedule).
-pub fn next_state(
-    delivery: &Delivery,
-    attempted: &Attempted,
-    schedule: &RetrySchedule,
-    now: DateTime<Utc>,
-) -> NextState {
-    if attempted.is_success() {
-        return NextState::Success;
-    }
-    if delivery.manual_retry {
-        return NextState::Failure;
-    }
-    let attempts_made = u32::try_from(delivery.attempt_count)
-        .unwrap_or(0)
-        .saturating_add(1);
-    let retry_after = attempted.result.as_ref().ok().and_then(|r| r.retry_after);
-    match schedule.next_delay(attempts_made, retry_after) {
-        Some(delay) => NextState::Retry {
-            at: now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
-        },
-        None => NextState::Failure,
-    }
-}
-
 /// The attempt row: the request as sent, and the response or the transport error.
-fn attempt_row(job: &Job, attempted: &Attempted, started: DateTime<Utc>) -> NewAttempt {
+fn attempt_row(job: &Job, attempted: &Attempted, started: chrono::DateTime<Utc>) -> NewAttempt {
     let (status_code, headers, body, error) = match &attempted.result {
         Ok(r) => (
             Some(i32::from(r.status)),
@@ -358,23 +517,6 @@ fn attempt_row(job: &Job, attempted: &Attempted, started: DateTime<Utc>) -> NewA
 mod tests {
     use super::*;
     use crate::delivery::send::Response;
-    use hookline_store::deliveries::PENDING;
-
-    fn delivery(attempt_count: i32, manual_retry: bool) -> Delivery {
-        let now = Utc::now();
-        Delivery {
-            webhook_id: Uuid::now_v7(),
-            event_id: Uuid::now_v7(),
-            status: PENDING.into(),
-            status_reason: None,
-            attempt_count,
-            next_attempt_at: Some(now),
-            leased_until: None,
-            manual_retry,
-            created: now,
-            updated: now,
-        }
-    }
 
     fn answered(status: u16, retry_after: Option<Duration>) -> Attempted {
         Attempted {
@@ -389,92 +531,23 @@ mod tests {
         }
     }
 
-    fn schedule() -> RetrySchedule {
-        RetrySchedule::parse("10s,20s", 0.0, Duration::from_secs(60)).expect("schedule")
-    }
-
     #[test]
-    fn any_2xx_succeeds_even_on_the_last_attempt() {
-        let now = Utc::now();
-        for status in [200, 202, 204, 299] {
-            assert_eq!(
-                next_state(
-                    &delivery(2, false),
-                    &answered(status, None),
-                    &schedule(),
-                    now
-                ),
-                NextState::Success
-            );
-        }
-    }
-
-    #[test]
-    fn failures_follow_the_schedule_then_end() {
-        let now = Utc::now();
-        let at = |secs| NextState::Retry {
-            at: now + chrono::Duration::seconds(secs),
-        };
+    fn attempts_are_classified_for_the_lifecycle() {
         assert_eq!(
-            next_state(&delivery(0, false), &answered(500, None), &schedule(), now),
-            at(10)
+            classify(&answered(204, None)),
+            (AttemptResult::Delivered, None)
         );
+        assert_eq!(classify(&answered(410, None)), (AttemptResult::Gone, None));
+        let later = Some(Duration::from_secs(9));
         assert_eq!(
-            next_state(&delivery(1, false), &answered(302, None), &schedule(), now),
-            at(20)
-        );
-        assert_eq!(
-            next_state(&delivery(2, false), &answered(500, None), &schedule(), now),
-            NextState::Failure
+            classify(&answered(429, later)),
+            (AttemptResult::Refused, later)
         );
         let refused = Attempted {
             request_headers: serde_json::json!({}),
             result: Err(TransportError::Refused("refused".into())),
             elapsed: Duration::ZERO,
         };
-        assert_eq!(
-            next_state(&delivery(0, false), &refused, &schedule(), now),
-            at(10)
-        );
-    }
-
-    #[test]
-    fn retry_after_replaces_the_delay_within_the_bound() {
-        let now = Utc::now();
-        assert_eq!(
-            next_state(
-                &delivery(0, false),
-                &answered(429, Some(Duration::from_secs(45))),
-                &schedule(),
-                now
-            ),
-            NextState::Retry {
-                at: now + chrono::Duration::seconds(45)
-            }
-        );
-        assert_eq!(
-            next_state(
-                &delivery(0, false),
-                &answered(503, Some(Duration::from_secs(3600))),
-                &schedule(),
-                now
-            ),
-            NextState::Retry {
-                at: now + chrono::Duration::seconds(60)
-            }
-        );
-    }
-
-    #[test]
-    fn a_manual_retry_is_one_attempt() {
-        let now = Utc::now();
-        assert_eq!(
-            next_state(&delivery(0, true), &answered(500, None), &schedule(), now),
-            NextState::Failure
-        );
-        assert_eq!(
-            next_state(&delivery(5, true), &answered(200, None), &schedule(), now),
-            NextState::Success
-        );
+        assert_eq!(classify(&refused), (AttemptResult::Unreachable, None));
     }
 }

@@ -10,9 +10,11 @@
 use std::sync::Arc;
 
 use hookline_store::{
-    deliveries::{self, Recorded},
+    deliveries::{self, HealthChanged, Recorded},
     Pool, StoreError,
 };
+
+use crate::endpoints::Endpoints;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most attempts in one transaction.
@@ -31,11 +33,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the recorder tasks (they end when every `Recorder` clone is dropped).
-    pub fn start(pool: Pool) -> Recorder {
+    pub fn start(pool: Pool, endpoints: Endpoints) -> Recorder {
         let (tx, rx) = mpsc::channel(GROUP * RECORDERS * 4);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..RECORDERS {
-            tokio::spawn(run(rx.clone(), pool.clone()));
+            tokio::spawn(run(rx.clone(), pool.clone(), endpoints.clone()));
         }
         Recorder { tx }
     }
@@ -55,7 +57,7 @@ impl Recorder {
 
 type Queue = Arc<Mutex<mpsc::Receiver<(Arc<Recorded>, oneshot::Sender<Reply>)>>>;
 
-async fn run(rx: Queue, pool: Pool) {
+async fn run(rx: Queue, pool: Pool, endpoints: Endpoints) {
     let mut group = Vec::with_capacity(GROUP);
     loop {
         {
@@ -79,41 +81,64 @@ async fn run(rx: Queue, pool: Pool) {
             }
         }
         let (rows, replies): (Vec<Arc<Recorded>>, Vec<_>) = group.drain(..).unzip();
-        for (reply, result) in replies.into_iter().zip(write(&pool, &rows).await) {
+        let (results, changed) = write(&pool, &rows, endpoints.failure_threshold()).await;
+        for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+        if !changed.is_empty() {
+            let endpoints = endpoints.clone();
+            tokio::spawn(async move { endpoints.evaluate(&changed, &rows).await });
         }
     }
 }
 
-/// One result per attempt. If the group's statement fails for a reason other than the
-/// database being unreachable, each attempt is written alone, so one row the database refuses
-/// does not fail the attempts of other endpoints written with it.
-async fn write(pool: &Pool, rows: &[Arc<Recorded>]) -> Vec<Reply> {
-    match write_group(pool, rows).await {
-        Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+/// One result per attempt, and the webhooks whose health needs a look. If the group's
+/// statement fails for a reason other than the database being unreachable, each attempt is
+/// written alone, so one row the database refuses does not fail the attempts of other
+/// endpoints written with it.
+async fn write(
+    pool: &Pool,
+    rows: &[Arc<Recorded>],
+    threshold: u32,
+) -> (Vec<Reply>, Vec<HealthChanged>) {
+    match write_group(pool, rows, threshold).await {
+        Ok(changed) => (rows.iter().map(|_| Ok(())).collect(), changed),
         Err(e) if rows.len() == 1 || e.is_unavailable() => {
             // Nothing of the group was written: every handler hears why.
             let mut first = Some(e);
             let message = first.as_ref().map(ToString::to_string).unwrap_or_default();
-            rows.iter()
+            let replies = rows
+                .iter()
                 .map(|_| {
                     Err(first
                         .take()
                         .unwrap_or_else(|| StoreError::Unavailable(message.clone())))
                 })
-                .collect()
+                .collect();
+            (replies, Vec::new())
         }
         Err(_) => {
             let mut out = Vec::with_capacity(rows.len());
+            let mut changed = Vec::new();
             for row in rows {
-                out.push(write_group(pool, std::slice::from_ref(row)).await);
+                match write_group(pool, std::slice::from_ref(row), threshold).await {
+                    Ok(c) => {
+                        changed.extend(c);
+                        out.push(Ok(()));
+                    }
+                    Err(e) => out.push(Err(e)),
+                }
             }
-            out
+            (out, changed)
         }
     }
 }
 
-async fn write_group(pool: &Pool, rows: &[Arc<Recorded>]) -> Reply {
+async fn write_group(
+    pool: &Pool,
+    rows: &[Arc<Recorded>],
+    threshold: u32,
+) -> Result<Vec<HealthChanged>, StoreError> {
     let mut conn = pool.get().await?;
-    deliveries::record_attempts(&mut conn, rows).await
+    deliveries::record_attempts(&mut conn, rows, threshold).await
 }

@@ -1,21 +1,21 @@
 //! What a brand's endpoint receives (DESIGN "Delivery contract"): the envelope bytes and the
 //! headers that sign them. Pure: no I/O, so the contract is tested without a network.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hookline_domain::{
-    envelope_json,
     sign::{fdx_signature, standard_webhooks_header},
     SecretError, WebhookSecret,
 };
 use hookline_store::deliveries::Job;
-use serde_json::value::RawValue;
 
 /// A request ready to send: the exact bytes that were signed and the headers, in the order
 /// they are sent (and recorded on the attempt).
 #[derive(Debug, Clone)]
 pub struct SignedRequest {
     pub endpoint: String,
-    pub body: Vec<u8>,
+    /// The event's envelope, shared with its other deliveries (never copied per request).
+    pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -24,12 +24,11 @@ pub enum PrepareError {
     /// The stored secret no longer parses (never expected: the API parses it before storing).
     #[error("the webhook's stored secret is invalid: {0}")]
     Secret(#[from] SecretError),
-    #[error("the event payload cannot be serialised: {0}")]
-    Payload(#[from] serde_json::Error),
 }
 
 impl SignedRequest {
-    /// Builds the request for `job` at `now` (the `webhook-timestamp`).
+    /// Builds the request for `job` at `now` (the `webhook-timestamp`), with `body`, the
+    /// event's envelope (built once per event: it is the same for every webhook).
     ///
     /// The previous secret signs beside the current one while its grace period lasts
     /// (`previous_secret_expires_at > now`), after it in `webhook-signature`, as the Standard
@@ -37,19 +36,12 @@ impl SignedRequest {
     /// only (FDX spec), so it carries the current secret's.
     pub fn prepare(
         job: &Job,
+        body: Bytes,
         now: DateTime<Utc>,
         user_agent: &str,
     ) -> Result<SignedRequest, PrepareError> {
         let event = &job.event;
         let webhook = &job.webhook;
-        let data = RawValue::from_string(serde_json::to_string(&event.payload)?)?;
-        let body = envelope_json(
-            event.id,
-            &event.event_type,
-            &event.brand_id,
-            event.created,
-            &data,
-        );
         let current = WebhookSecret::parse(&webhook.secret)?;
         let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
             (Some(secret), Some(until)) if until > now => Some(WebhookSecret::parse(secret)?),
@@ -92,10 +84,12 @@ impl SignedRequest {
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
+    use hookline_domain::envelope_json;
     use hookline_store::{
-        deliveries::PENDING,
-        models::{Delivery, Event, Webhook},
+        deliveries::{EventMeta, PENDING},
+        models::{Delivery, Webhook},
     };
+    use serde_json::value::RawValue;
     use uuid::Uuid;
 
     use super::*;
@@ -115,14 +109,14 @@ mod tests {
                 manual_retry: false,
                 created: now,
                 updated: now,
+                attempting: true,
+                lost_count: 0,
             },
-            event: Event {
+            event: EventMeta {
                 id: event_id,
                 brand_id: "acme".into(),
                 event_type: "RECEIPTS".into(),
-                payload: serde_json::json!({"orderId": "42"}),
                 created: now,
-                idempotency_key: None,
             },
             webhook: Webhook {
                 id: webhook_id,
@@ -135,8 +129,31 @@ mod tests {
                 previous_secret_expires_at: previous.map(|(_, t)| t),
                 created: now,
                 updated: now,
+                health: "healthy".into(),
+                health_reason: None,
+                health_changed: None,
+                consecutive_failures: 0,
+                failing_since: None,
+                last_success_at: None,
+                last_failure_at: None,
+                probe_interval_ms: None,
+                next_probe_at: None,
+                probe_event_id: None,
+                release_at: None,
             },
         }
+    }
+
+    fn body(job: &Job) -> Bytes {
+        let data = RawValue::from_string(r#"{"orderId":"42"}"#.into()).expect("raw");
+        let e = &job.event;
+        Bytes::from(envelope_json(
+            e.id,
+            &e.event_type,
+            &e.brand_id,
+            e.created,
+            &data,
+        ))
     }
 
     fn header<'a>(r: &'a SignedRequest, name: &str) -> &'a str {
@@ -151,7 +168,7 @@ mod tests {
     fn carries_the_contract_headers_and_body() {
         let now = Utc::now();
         let job = job(None);
-        let r = SignedRequest::prepare(&job, now, "Hookline-Test").expect("prepare");
+        let r = SignedRequest::prepare(&job, body(&job), now, "Hookline-Test").expect("prepare");
         let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(body["data"]["orderId"], "42");
         assert_eq!(body["brandId"], "acme");
@@ -168,11 +185,11 @@ mod tests {
     fn the_previous_secret_signs_only_during_its_grace_period() {
         let now = Utc::now();
         let during = job(Some(("top_secret_old", now + Duration::hours(1))));
-        let r = SignedRequest::prepare(&during, now, "ua").expect("prepare");
+        let r = SignedRequest::prepare(&during, body(&during), now, "ua").expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 2);
 
         let after = job(Some(("top_secret_old", now - Duration::seconds(1))));
-        let r = SignedRequest::prepare(&after, now, "ua").expect("prepare");
+        let r = SignedRequest::prepare(&after, body(&after), now, "ua").expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 1);
     }
 }

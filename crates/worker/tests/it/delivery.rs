@@ -9,10 +9,14 @@ use hookline_store::{
     deliveries::{NextState, FAILURE, SUCCESS},
     webhooks,
 };
-use hookline_worker::delivery::{
-    handle::{Handler, Outcome},
-    limiter::EndpointLimiter,
-    send::Sender,
+use hookline_worker::{
+    delivery::{
+        body::Bodies,
+        budget::Budgets,
+        handle::{Handler, Outcome},
+        send::Sender,
+    },
+    endpoints::Endpoints,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +28,7 @@ use hookline_testkit::{
     TcpProxy,
 };
 
-use crate::helpers::{eventually, messages, TestEnv, AMQP_URL, BRAND, SHIPPED};
+use crate::helpers::{eventually, messages, TestEnv, BRAND, SHIPPED};
 
 #[tokio::test]
 async fn an_event_reaches_every_matching_webhook_signed_and_no_other() {
@@ -173,28 +177,65 @@ async fn a_receiver_that_always_fails_ends_failure_after_the_schedule() {
 }
 
 #[tokio::test]
-async fn a_disabled_webhooks_pending_delivery_is_not_sent_and_fails_as_disabled() {
+async fn a_disabled_webhooks_pending_delivery_is_parked_not_sent() {
     let env = TestEnv::new().await;
     let (receiver, hook) = env.subscriber(Mode::Succeed).await;
-    // Ingested while enabled, disabled before the worker gets to it.
+    // Ingested while enabled, disabled before the worker gets to it: parked, not failed.
     let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
     {
         let mut conn = env.pool.get().await.expect("connection");
-        webhooks::set_enabled(&mut conn, BRAND, hook.id, false)
+        webhooks::set_enabled(&mut conn, BRAND, hook.id, false, false)
             .await
             .expect("disable");
     }
-    hookline_queue::Publisher::new(AMQP_URL, env.names())
-        .publish(&messages(&ingested))
-        .await
-        .expect("publish");
-    let worker = env.spawn_worker(|_| {}).await;
-
-    let (delivery, attempts) = env.wait_final(hook.id, ingested.event.id).await;
-    assert_eq!(delivery.status, FAILURE);
+    let (delivery, _) = env.delivery(hook.id, ingested.event.id).await;
+    assert_eq!(delivery.status, "PARKED");
     assert_eq!(delivery.status_reason.as_deref(), Some("webhook_disabled"));
+    // Its message, still in the queue, is stale: nothing is sent.
+    let handler = hourly_handler(&env);
+    let outcomes = handler
+        .handle(
+            &messages(&ingested)[0].to_bytes(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("handled");
+    assert_eq!(outcomes, [Outcome::Stale]);
+    let (delivery, attempts) = env.delivery(hook.id, ingested.event.id).await;
+    assert_eq!(delivery.status, "PARKED");
+    assert_eq!(delivery.attempt_count, 0);
     assert!(attempts.is_empty());
-    worker.stop().await;
+    assert!(receiver.received().is_empty());
+}
+
+/// A worker that takes a delivery whose webhook was disabled after the take was published
+/// (the webhook row changed, the delivery not yet parked) parks it itself.
+#[tokio::test]
+async fn a_worker_parks_what_it_takes_for_a_disabled_or_degraded_endpoint() {
+    let env = TestEnv::new().await;
+    let (receiver, hook) = env.subscriber(Mode::Succeed).await;
+    let handler = hourly_handler(&env);
+    for (health, reason) in [
+        ("disabled", "webhook_disabled"),
+        ("degraded", "endpoint_degraded"),
+    ] {
+        let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
+        env.set_health(hook.id, health).await;
+        let outcomes = handler
+            .handle(
+                &messages(&ingested)[0].to_bytes(),
+                &CancellationToken::new(),
+            )
+            .await
+            .expect("handled");
+        assert_eq!(outcomes, [Outcome::Parked(reason)], "{health}");
+        let (delivery, attempts) = env.delivery(hook.id, ingested.event.id).await;
+        assert_eq!(delivery.status, "PARKED");
+        assert_eq!(delivery.status_reason.as_deref(), Some(reason));
+        assert_eq!(delivery.next_attempt_at, None);
+        assert_eq!((delivery.attempt_count, attempts.len()), (0, 0));
+        env.set_health(hook.id, "healthy").await;
+    }
     assert!(receiver.received().is_empty());
 }
 
@@ -238,13 +279,18 @@ fn hourly_handler(env: &TestEnv) -> Handler {
 
 /// [`hourly_handler`] with a pool of its own.
 fn hourly_handler_on(env: &TestEnv, pool: hookline_store::Pool) -> Handler {
+    let settings = env.settings();
+    let endpoints = Endpoints::new(pool.clone(), settings.health.policy(), 100);
     Handler::new(
         pool,
-        Sender::new(&env.settings().delivery).expect("client"),
+        Sender::new(&settings.delivery).expect("client"),
         RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
-        EndpointLimiter::new(4),
+        Budgets::new(4, 8, Duration::from_millis(250), Duration::from_secs(5)),
+        Bodies::new(1 << 20),
+        endpoints,
         Duration::from_secs(60),
         Duration::from_secs(5),
+        Duration::from_millis(250),
     )
 }
 
@@ -394,7 +440,10 @@ async fn a_refused_attempt_row_does_not_fail_the_rest_of_its_group() {
 
     let env = TestEnv::new().await;
     let (_receiver, _hook) = env.subscriber(Mode::Succeed).await;
-    let recorder = Recorder::start(env.pool.clone());
+    let recorder = Recorder::start(
+        env.pool.clone(),
+        Endpoints::new(env.pool.clone(), env.settings().health.policy(), 100),
+    );
     let mut rows = Vec::new();
     for body in ["fine", "bad\0body", "fine too"] {
         let ingested = env.ingest(BRAND, SHIPPED, json!({})).await;
@@ -415,6 +464,8 @@ async fn a_refused_attempt_row_does_not_fail_the_rest_of_its_group() {
                 error: None,
             },
             next: NextState::Success,
+            result: hookline_domain::AttemptResult::Delivered,
+            probe: false,
         }));
     }
     // A current-thread runtime: all three are queued before the recorder task runs, so they

@@ -232,6 +232,12 @@ impl TestEnv {
         (d, a)
     }
 
+    /// Sets the webhook's health state directly (see `testing::set_health`).
+    pub async fn set_health(&self, webhook_id: Uuid, state: &str) {
+        let mut conn = self.pool.get().await.expect("connection");
+        hookline_store::testing::set_health(&mut conn, webhook_id, state).await;
+    }
+
     pub async fn wait_final(&self, webhook_id: Uuid, event_id: Uuid) -> (Delivery, Vec<Attempt>) {
         self.wait_for(webhook_id, event_id, "a final delivery", |d, _| {
             d.status != deliveries::PENDING

@@ -30,7 +30,7 @@ async fn a_hanging_endpoint_does_not_delay_deliveries_to_a_healthy_one() {
         .spawn_worker(|s| {
             s.worker.concurrency = 4;
             s.worker.prefetch = 4;
-            s.worker.max_in_flight_per_endpoint = 1;
+            s.worker.max_in_flight_per_host = 1;
             s.delivery.request_timeout = timeout;
             s.worker.shutdown_grace = Duration::from_millis(200);
         })
