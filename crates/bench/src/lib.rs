@@ -3,9 +3,11 @@
 //! The binary starts its own [`receiver::Receiver`], creates webhooks pointing at it, publishes
 //! events carrying their send time and a sequence number, and waits (bounded) for every
 //! delivery. The library holds the parts worth testing on their own: the receiver and its
-//! tally, the signature check, the histogram summaries, the `/proc` sampler and the report.
+//! tally, the misbehaving endpoints of `--hanging` ([`hanging`]), the signature check, the
+//! histogram summaries, the `/proc` sampler and the report.
 
 pub mod api;
+pub mod hanging;
 pub mod load;
 pub mod procs;
 pub mod raw;
