@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use hookline_bench::{
     api::{self, Api, Publisher},
+    hanging::{Layout, Mode},
+    hostile::Hostile,
     load::{drive, Pace},
     procs::Watched,
     raw::{raw_secret, RawReport, RawSender},
@@ -71,6 +73,22 @@ struct Args {
     /// when workers fall behind; they are still awaited, counted and checked after.
     #[arg(long, requires = "worker_pid")]
     hold_worker: bool,
+    /// Before the load, give a second brand (`bench-hostile-<uuid>`) K webhooks to endpoints of
+    /// the bench's own that hang (or fail), and publish --hanging-events to it, so that the
+    /// healthy brand is measured while another brand's deliveries are stuck (0: no such brand).
+    #[arg(long, default_value_t = 0, conflicts_with = "raw")]
+    hanging: usize,
+    /// Where the K hostile endpoints listen: one-host (one listener on 127.0.0.1, K paths) or
+    /// many-hosts (K listeners on 127.0.0.2, 127.0.0.3 …).
+    #[arg(long, value_enum, default_value_t = Layout::OneHost)]
+    hanging_layout: Layout,
+    /// What the hostile endpoints do: hang (read the request, never answer) or fail (answer
+    /// 500 at once).
+    #[arg(long, value_enum, default_value_t = Mode::Hang)]
+    hanging_mode: Mode,
+    /// Events published to the hostile brand before the load (each to all K webhooks).
+    #[arg(long, default_value_t = 400)]
+    hanging_events: u64,
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -152,6 +170,9 @@ fn follow(
     })
 }
 
+/// Bound on `--hanging`: each is a webhook, and with many-hosts a listener, of the bench's own.
+const MAX_HANGING: usize = 1024;
+
 async fn run(args: Args) -> anyhow::Result<Report> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
     anyhow::ensure!(args.webhooks > 0, "--webhooks must be at least 1");
@@ -160,6 +181,10 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     anyhow::ensure!(
         !args.hold_worker || args.api_pid != args.worker_pid,
         "--hold-worker needs the worker in a process of its own (it would stop the API too)"
+    );
+    anyhow::ensure!(
+        args.hanging <= MAX_HANGING,
+        "--hanging is at most {MAX_HANGING}"
     );
     anyhow::ensure!(
         args.rate.is_none_or(|r| r > 0.0 && r.is_finite()),
@@ -192,24 +217,31 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         None
     };
 
-    let (ingest, delivery) = if args.raw {
-        (None, None)
+    let (ingest, delivery, hostile) = if args.raw {
+        (None, None, None)
     } else {
         let settings = hookline_config::Settings::load(args.config.as_deref())
             .context("loading the Hookline settings for the HS256 secret")?;
-        let token = api::mint_token(
-            settings.auth.hs256_secret.expose_secret(),
-            &brand,
-            Duration::from_secs(3600),
-        )?;
+        let secret = settings.auth.hs256_secret.expose_secret();
         let api = Api {
-            client,
+            client: client.clone(),
             base: args.api.clone(),
             brand: brand.clone(),
-            token,
+            token: api::mint_token(secret, &brand, Duration::from_secs(3600))?,
         };
-        let (ingest, delivery) = run_pipeline(&args, api, &progress).await?;
-        (Some(ingest), Some(delivery))
+        let hostile = if args.hanging > 0 {
+            Some(start_hostile(&args, client, secret).await?)
+        } else {
+            None
+        };
+        let outcome = run_pipeline(&args, api, &progress).await;
+        // The hostile brand is cleaned up whatever happened to the measured load.
+        let hostile = match hostile {
+            Some(h) => Some(h.finish().await),
+            None => None,
+        };
+        let (ingest, delivery) = outcome?;
+        (Some(ingest), Some(delivery), hostile)
     };
 
     let pipeline_to_raw = match (&raw, &delivery) {
@@ -228,6 +260,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         raw,
         ingest,
         delivery,
+        hostile,
         pipeline_to_raw,
         processes: watched.into_iter().map(Watched::finish).collect(),
         failures: Vec::new(),
@@ -241,6 +274,28 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         print!("{}", report.table());
     }
     Ok(report)
+}
+
+/// Sets up the hostile brand of `--hanging` (its own token, K webhooks to misbehaving
+/// endpoints) and publishes its events, so that they are outstanding when the load begins.
+async fn start_hostile(
+    args: &Args,
+    client: reqwest::Client,
+    secret: &str,
+) -> anyhow::Result<Hostile> {
+    let brand = format!("bench-hostile-{}", Uuid::new_v4().simple());
+    let api = Api {
+        client,
+        base: args.api.clone(),
+        token: api::mint_token(secret, &brand, Duration::from_secs(3600))?,
+        brand,
+    };
+    let mut hostile = Hostile::start(api, args.hanging, args.hanging_layout, args.hanging_mode)
+        .await
+        .context("setting up the hostile brand of --hanging")?;
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    hostile.publish(args.hanging_events, deadline).await;
+    Ok(hostile)
 }
 
 async fn run_raw(

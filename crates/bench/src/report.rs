@@ -1,4 +1,6 @@
-//! The run's figures: a `Report` (serialised for `--json`) and its plain-text table.
+//! The run's figures: a `Report` (serialised for `--json`) and its plain-text table. With
+//! `--hanging` it also says what the hostile brand had outstanding; the healthy figures are the
+//! same fields as without it, so runs with and without compare line by line.
 
 use std::fmt::Write as _;
 
@@ -6,6 +8,7 @@ use serde::Serialize;
 
 use crate::{
     api::IngestReport,
+    hostile::HostileReport,
     procs::ProcessReport,
     raw::RawReport,
     receiver::Tally,
@@ -81,6 +84,8 @@ pub struct Report {
     pub raw: Option<RawReport>,
     pub ingest: Option<IngestReport>,
     pub delivery: Option<DeliveryReport>,
+    /// The hostile brand of `--hanging`: not part of the figures above.
+    pub hostile: Option<HostileReport>,
     /// Pipeline deliveries/s over raw requests/s, when both ran.
     pub pipeline_to_raw: Option<f64>,
     /// The API and worker (when their PIDs were given) and the benchmark itself.
@@ -122,6 +127,21 @@ impl Report {
                 ));
             }
         }
+        if let Some(h) = &self.hostile {
+            // The healthy figures would be those of a lighter run than the one asked for.
+            if h.publish_errors > 0 {
+                failures.push(format!(
+                    "{} hostile publish requests failed",
+                    h.publish_errors
+                ));
+            }
+            if h.fanout_mismatches > 0 {
+                failures.push(format!(
+                    "{} hostile events did not fan out to {} webhooks",
+                    h.fanout_mismatches, h.webhooks
+                ));
+            }
+        }
         if let Some(r) = &self.raw {
             if r.errors > 0 {
                 failures.push(format!("{} raw requests failed", r.errors));
@@ -157,6 +177,25 @@ impl Report {
                 self.events, self.webhooks, self.brand, self.api
             ),
         ));
+        if let Some(h) = &self.hostile {
+            rows.push((
+                "hostile brand".into(),
+                format!(
+                    "{} webhooks ({}, {}) at {}: {} of {} events accepted, {} deliveries \
+                     outstanding when the load began (not counted below); {} connections \
+                     to them, {} answered 500",
+                    h.webhooks,
+                    h.layout.name(),
+                    h.mode.name(),
+                    h.brand,
+                    h.events_accepted,
+                    h.events,
+                    h.outstanding_deliveries,
+                    h.connections,
+                    h.answered_500
+                ),
+            ));
+        }
         if let Some(r) = &self.raw {
             rows.push((
                 "raw HTTP ceiling".into(),
@@ -247,7 +286,8 @@ impl Report {
             .ingest
             .iter()
             .flat_map(|i| i.problems.iter())
-            .chain(self.delivery.iter().flat_map(|d| d.problems.iter()));
+            .chain(self.delivery.iter().flat_map(|d| d.problems.iter()))
+            .chain(self.hostile.iter().flat_map(|h| h.problems.iter()));
         for problem in problems {
             rows.push(("problem".into(), problem.clone()));
         }

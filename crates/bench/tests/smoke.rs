@@ -1,8 +1,12 @@
 //! Smoke tests of the benchmark's parts, without a Hookline server: the receiver's tally
-//! (unique, duplicates, latency, signatures), the raw sender, the parsers. No timed assertions.
+//! (unique, duplicates, latency, signatures), the raw sender, the hanging and failing endpoints
+//! of `--hanging`, the parsers. No timed assertions (the hanging test waits a bounded moment
+//! for an answer that must not come).
 
 use hookline_bench::{
-    api, load,
+    api,
+    hanging::{many_hosts_ip, HangingEndpoints, Layout, Mode},
+    load,
     procs::{stat_ticks, status_kib},
     raw::{raw_secret, RawSender},
     receiver::{webhook_path, Receiver, RAW_PATH},
@@ -106,6 +110,45 @@ async fn raw_sender_reaches_the_receiver_with_valid_signatures() {
         "{:?}",
         tally.problems
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_endpoints_hang_on_one_host_and_fail_on_many() {
+    let client = api::client(4).expect("client");
+
+    let hanging = HangingEndpoints::start(2, Layout::OneHost, Mode::Hang)
+        .await
+        .expect("hanging endpoints start");
+    let urls = hanging.urls().to_vec();
+    assert_eq!(urls.len(), 2);
+    assert!(urls[0].starts_with("http://127.0.0.1:") && urls[0].ends_with("/hang/0"));
+    assert_eq!(
+        urls[0].trim_end_matches("/hang/0"),
+        urls[1].trim_end_matches("/hang/1"),
+        "one listener"
+    );
+    let answer = client
+        .post(&urls[1])
+        .body("{}")
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(answer.is_err_and(|e| e.is_timeout()), "it answered");
+    assert_eq!((hanging.connections(), hanging.answered()), (1, 0));
+
+    let failing = HangingEndpoints::start(2, Layout::ManyHosts, Mode::Fail)
+        .await
+        .expect("failing endpoints start (127.0.0.2 and .3 on lo)");
+    for (k, url) in failing.urls().iter().enumerate() {
+        assert!(
+            url.starts_with(&format!("http://{}:", many_hosts_ip(k))),
+            "{url}"
+        );
+        let status = client.post(url).body("{}").send().await.expect("answer");
+        assert_eq!(status.status(), 500);
+    }
+    assert_eq!(many_hosts_ip(1).to_string(), "127.0.0.3");
+    assert_eq!(failing.answered(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
