@@ -36,7 +36,12 @@ pub enum Mode {
 pub struct Received {
     /// Lower-case header names.
     pub headers: HashMap<String, String>,
+    /// Empty on a [`Receiver::start_lean`] receiver.
     pub body: Vec<u8>,
+    /// The request path.
+    pub path: String,
+    /// When the request's body had arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -50,6 +55,9 @@ impl Received {
 
 struct State {
     mode: Mode,
+    /// Whether bodies are kept (a lean receiver only counts them, for tests that send many
+    /// large events and must not hold them all).
+    keep_bodies: bool,
     seen: AtomicUsize,
     received: Mutex<Vec<Received>>,
 }
@@ -73,11 +81,21 @@ impl std::fmt::Debug for Receiver {
 
 impl Receiver {
     pub async fn start(mode: Mode) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
+        Receiver::start_on(std::net::Ipv4Addr::LOCALHOST, mode, true).await
+    }
+
+    /// A receiver that keeps headers, paths and times but not bodies.
+    pub async fn start_lean(mode: Mode) -> Receiver {
+        Receiver::start_on(std::net::Ipv4Addr::LOCALHOST, mode, false).await
+    }
+
+    /// A receiver on another loopback address (Linux routes all of 127.0.0.0/8 to `lo`), so
+    /// a test can have endpoints on several distinct hosts.
+    pub async fn start_on(ip: std::net::Ipv4Addr, mode: Mode, keep_bodies: bool) -> Receiver {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
         let state = Arc::new(State {
+            keep_bodies,
             mode,
             seen: AtomicUsize::new(0),
             received: Mutex::new(Vec::new()),
@@ -96,7 +114,12 @@ impl Receiver {
 
     /// The endpoint URL to register.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.addr.port())
+        self.url_with_path("hook")
+    }
+
+    /// An endpoint URL on this receiver with another path.
+    pub fn url_with_path(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -156,18 +179,26 @@ async fn answer(
             )
         })
         .collect();
+    let path = request.uri().path().to_owned();
     let body = request
         .into_body()
         .collect()
         .await
-        .map(|b| b.to_bytes().to_vec())
+        .map(|b| {
+            if state.keep_bodies {
+                b.to_bytes().to_vec()
+            } else {
+                Vec::new()
+            }
+        })
         .unwrap_or_default();
     let n = state.seen.fetch_add(1, Ordering::SeqCst);
-    state
-        .received
-        .lock()
-        .expect("receiver lock")
-        .push(Received { headers, body });
+    state.received.lock().expect("receiver lock").push(Received {
+        headers,
+        body,
+        path,
+        at: Instant::now(),
+    });
     let status = match state.mode {
         Mode::Succeed => 200,
         Mode::FailFirst { n: fails, status } if n < fails => status,

@@ -3,12 +3,14 @@
 //! its own share of the worker.
 //!
 //! A delivery needs a slot of its brand and a slot of its host. When either is full:
-//! - if that budget is making progress (a slot was freed within the stall window), the
-//!   delivery may wait a moment for one — at most as many deliveries wait as the budget has
-//!   slots, so a busy but healthy endpoint keeps its throughput without a flood of deferrals;
-//! - otherwise (its requests hang), or when too many already wait, the delivery is deferred at
-//!   once: handed back to Postgres with a delay, no attempt consumed. The longer a budget has
-//!   been stalled, the longer the delay, so hanging endpoints do not make the worker churn.
+//! - if that budget is making progress and a slot is expected within the wait window (the
+//!   waiters ahead times the recent interval between freed slots), the delivery waits for one:
+//!   a busy but healthy endpoint keeps its throughput without a flood of deferrals, and a slow
+//!   one gets only as many waiters as it can serve in that window;
+//! - otherwise (its requests hang, or it is too slow for another waiter), the delivery is
+//!   deferred at once: handed back to Postgres with a delay, no attempt consumed. The longer a
+//!   budget has been stalled, the longer the delay, so hanging endpoints do not make the worker
+//!   churn.
 //!
 //! A slot is held from the start of the request to its end; nothing else in the worker is held
 //! by a request, so a hanging request costs one slot of its own brand and host and nothing of
@@ -37,15 +39,22 @@ enum Key {
     Host(String),
 }
 
-/// One budget: its slots, who waits for them, and when one was last freed.
+/// One budget: its slots, who waits for them, and how fast slots are freed.
 #[derive(Debug)]
 struct Gate {
     slots: Arc<Semaphore>,
     max: usize,
     waiting: AtomicUsize,
-    /// When a slot was last freed (or the gate was made): how a stalled budget is told from a
-    /// busy one.
-    progress: Mutex<Instant>,
+    progress: Mutex<Progress>,
+}
+
+/// How a stalled budget is told from a busy one, and how long a waiter would wait.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// When a slot was last freed (or the gate was made).
+    last: Instant,
+    /// Moving average of the time between freed slots; `None` until two were freed.
+    interval: Option<Duration>,
 }
 
 impl Gate {
@@ -54,7 +63,10 @@ impl Gate {
             slots: Arc::new(Semaphore::new(max)),
             max,
             waiting: AtomicUsize::new(0),
-            progress: Mutex::new(Instant::now()),
+            progress: Mutex::new(Progress {
+                last: Instant::now(),
+                interval: None,
+            }),
         }
     }
 
@@ -62,13 +74,37 @@ impl Gate {
         self.max - self.slots.available_permits()
     }
 
+    fn progress(&self) -> Progress {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn freed(&self, now: Instant) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let gap = now.saturating_duration_since(p.last);
+        p.interval = Some(match p.interval {
+            Some(avg) => avg.mul_f64(0.8) + gap.mul_f64(0.2),
+            None => gap,
+        });
+        p.last = now;
+    }
+
     /// How long the budget has been full without freeing a slot (zero when not full).
     fn stalled_for(&self, now: Instant) -> Duration {
         if self.slots.available_permits() > 0 {
             return Duration::ZERO;
         }
-        let last = *self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        now.saturating_duration_since(last)
+        now.saturating_duration_since(self.progress().last)
+    }
+
+    /// Whether one more waiter would likely get a slot within `window`: the waiters ahead of
+    /// it, one slot each, at the recent pace (before any pace is known, as many as the budget
+    /// has slots).
+    fn can_wait(&self, window: Duration) -> bool {
+        let ahead = self.waiting.load(Ordering::Relaxed);
+        match self.progress().interval {
+            Some(interval) => interval.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) <= window,
+            None => ahead < self.max,
+        }
     }
 }
 
@@ -92,6 +128,9 @@ pub struct Budgets {
 pub struct Slot {
     budgets: Budgets,
     held: Vec<(Key, Arc<Gate>, OwnedSemaphorePermit)>,
+    /// Whether both slots were had (a request ran); a half-taken slot given back at once says
+    /// nothing about the budget's pace.
+    complete: bool,
 }
 
 /// Why a delivery did not get a slot now.
@@ -160,6 +199,7 @@ impl Budgets {
         let mut slot = Slot {
             budgets: self.clone(),
             held: Vec::with_capacity(2),
+            complete: false,
         };
         let now = Instant::now();
         for key in Self::keys(brand, host) {
@@ -180,6 +220,7 @@ impl Budgets {
                 }
             }
         }
+        slot.complete = true;
         slot.report();
         Ok(slot)
     }
@@ -190,6 +231,7 @@ impl Budgets {
         let mut slot = Slot {
             budgets: self.clone(),
             held: Vec::with_capacity(2),
+            complete: false,
         };
         for key in Self::keys(brand, host) {
             let gate = self.gate(&key);
@@ -202,6 +244,7 @@ impl Budgets {
                 _ => return Err(Self::jittered(self.defer_delay)),
             }
         }
+        slot.complete = true;
         slot.report();
         Ok(slot)
     }
@@ -244,7 +287,9 @@ impl Drop for Slot {
             .unwrap_or_else(PoisonError::into_inner);
         for (key, gate, permit) in held {
             drop(permit);
-            *gate.progress.lock().unwrap_or_else(PoisonError::into_inner) = now;
+            if self.complete {
+                gate.freed(now);
+            }
             if let Key::Host(host) = &key {
                 metrics::gauge!(names::IN_FLIGHT, "host" => host.clone())
                     .set(gate.in_flight() as f64);
