@@ -3,6 +3,7 @@
 //! receivers on port 0.
 
 mod delivery;
+mod health;
 mod helpers;
 mod process;
 mod resilience;
