@@ -22,6 +22,7 @@ use hookline_api::{
     auth::{Brands, SCOPE_WEBHOOKS},
     routes::openapi::DOCUMENT,
 };
+use hookline_domain::AttemptResult;
 use hookline_store::{
     deliveries::{self, NextState, Recorded},
     models::NewAttempt,
@@ -38,6 +39,8 @@ const ROUTES_SOURCE: &str = include_str!("../../src/routes/mod.rs");
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
+/// The worker's default: the two failures recorded here leave the endpoint healthy.
+const FAILURE_THRESHOLD: u32 = 5;
 
 /// The document, parsed twice: as OpenAPI for its structure, as JSON for its schemas.
 struct Contract {
@@ -417,10 +420,14 @@ fn attempts(webhook_id: Uuid, event_id: Uuid) -> Vec<Recorded> {
             next: NextState::Retry {
                 at: Utc::now() + chrono::Duration::minutes(5),
             },
+            result: AttemptResult::Unreachable,
+            probe: false,
         },
         Recorded {
             attempt: attempt(true),
             next: NextState::Failure,
+            result: AttemptResult::ServerError,
+            probe: false,
         },
     ]
 }
@@ -640,7 +647,7 @@ async fn responses_of_every_operation_match_the_document() {
     let mut conn = pool.get().await.expect("conn");
     let (w_uuid, e_uuid) = (wid.parse().expect("uuid"), eid.parse().expect("uuid"));
     for recorded in attempts(w_uuid, e_uuid) {
-        deliveries::record_attempts(&mut conn, &[recorded])
+        deliveries::record_attempts(&mut conn, &[recorded], FAILURE_THRESHOLD)
             .await
             .expect("record");
     }

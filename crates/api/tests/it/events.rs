@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt as _;
 use hookline_api::auth::{Brands, SCOPE_WEBHOOKS};
-use hookline_domain::DeliveryMessage;
+use hookline_domain::{AttemptResult, DeliveryMessage};
 use hookline_store::{
     deliveries::{self, NextState, Recorded},
     models::NewAttempt,
@@ -223,7 +223,7 @@ async fn broker_down_at_ingest_still_accepts_and_leaves_the_deliveries_due_for_t
     // next claim takes it (well before the lease would have run out).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let claimed = loop {
-        let claimed = deliveries::claim_due(&mut conn, 10, Duration::from_secs(60))
+        let claimed = deliveries::claim_due(&mut conn, 10, Duration::from_secs(60), 3)
             .await
             .expect("claim");
         if !claimed.is_empty() || tokio::time::Instant::now() > deadline {
@@ -368,7 +368,10 @@ async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
         &[Recorded {
             attempt: attempt(wid, eid, false),
             next: NextState::Failure,
+            result: AttemptResult::ServerError,
+            probe: false,
         }],
+        5,
     )
     .await
     .expect("record");
