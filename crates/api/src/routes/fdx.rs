@@ -234,7 +234,8 @@ pub async fn set_status(
         Some(_) => return Err(ApiError::code(ErrorCode::Whk0005).into()),
     };
     let mut conn = state.conn().await?;
-    let Some((was, webhook)) = webhooks::set_enabled(&mut conn, &brand, id, enabled, false).await? else {
+    let Some((was, webhook)) = webhooks::set_enabled(&mut conn, &brand, id, enabled, false).await?
+    else {
         return Err(ApiError::code(ErrorCode::Whk0004).into());
     };
     if was == enabled {

@@ -852,6 +852,33 @@ async fn responses_of_every_operation_match_the_document() {
 }
 
 #[tokio::test]
+async fn webhook_limit_responses_match_the_document() {
+    let c = Contract::load();
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 1).await;
+    let acme = app.token("acme");
+    let http = &app.client;
+    let t = "/v1/{brandId}/webhooks";
+    let create = |endpoint: &str| {
+        http.post(app.url("/v1/acme/webhooks"))
+            .bearer_auth(&acme)
+            .json(&json!({ "endpoint": endpoint, "events": [SHIPPED] }))
+    };
+    c.check("POST", t, create("https://example.com/a"), 201)
+        .await;
+    let body = c
+        .check("POST", t, create("https://example.com/b"), 422)
+        .await;
+    assert!(body["validations"]["webhooks"].is_string(), "{body}");
+    let t = "/v1/services/webhook";
+    let fdx = http
+        .post(app.url(t))
+        .bearer_auth(&acme)
+        .json(&json!({ "eventName": "Order_Shipped", "url": "https://example.com/c" }));
+    let body = c.check("POST", t, fdx, 400).await;
+    assert_eq!(body["errors"][0]["code"], "ERR-CMR-0001", "{body}");
+}
+
+#[tokio::test]
 async fn rate_limited_responses_match_the_document() {
     let c = Contract::load();
     let app = spawn_app_with(|s| {

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{
+    assert_fdx_error, assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp,
+};
 
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
 
@@ -477,4 +479,84 @@ async fn a_brand_over_its_rate_limit_gets_429_with_retry_after() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn creating_past_the_webhook_limit_is_422_naming_it_on_both_surfaces() {
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 2).await;
+    let a = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    app.webhook("acme", "https://example.com/b", &[SHIPPED])
+        .await;
+    let res = app
+        .create_webhook(
+            "acme",
+            json!({ "endpoint": "https://example.com/c", "events": [SHIPPED] }),
+        )
+        .await;
+    let body = assert_flex_error(res, 422, "ERR-CMR-0001").await;
+    let message = body["validations"]["webhooks"].as_str().expect("message");
+    assert!(
+        message.contains("limits.max_webhooks_per_brand") && message.contains(" 2 "),
+        "{message}"
+    );
+    assert!(
+        body["description"]
+            .as_str()
+            .expect("description")
+            .contains("limits.max_webhooks_per_brand"),
+        "{body}"
+    );
+    // The FDX surface: its input-validation code, in its shape and status.
+    let res = app
+        .client
+        .post(app.url("/v1/services/webhook"))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "eventName": "Order_Shipped", "url": "https://example.com/d" }))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_fdx_error(res, 400, "ERR-CMR-0001").await;
+    assert!(
+        body["errors"][0]["description"]
+            .as_str()
+            .expect("description")
+            .contains("limits.max_webhooks_per_brand"),
+        "{body}"
+    );
+    // The limit is per brand, and deleting one makes room.
+    app.webhook("other", "https://example.com/c", &[SHIPPED])
+        .await;
+    let res = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/acme/webhooks/{}",
+            a["id"].as_str().expect("id")
+        )))
+        .bearer_auth(app.token("acme"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 204);
+    app.webhook("acme", "https://example.com/c", &[SHIPPED])
+        .await;
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_webhook_limit() {
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 3).await;
+    let creates = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            let body =
+                json!({ "endpoint": format!("https://example.com/{i}"), "events": [SHIPPED] });
+            app.create_webhook("acme", body).await.status().as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(creates).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201; 3].as_slice(), &[422; 9]].concat());
+    let list = json_of(app.get("/v1/acme/webhooks", &app.token("acme")).await, 200).await;
+    assert_eq!(list.as_array().expect("array").len(), 3);
 }
