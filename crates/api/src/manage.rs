@@ -73,6 +73,12 @@ pub fn at_webhook_limit(brand: &str, max: usize) -> ApiError {
     .with_validation("webhooks", message)
 }
 
+/// The webhook's parked deliveries (shown on a single webhook's GET, both surfaces).
+pub async fn parked_deliveries(state: &AppState, id: Uuid) -> Result<i64, ApiError> {
+    let mut conn = state.conn().await?;
+    Ok(hookline_store::health::parked_count(&mut conn, id).await?)
+}
+
 pub async fn get(state: &AppState, brand: &str, id: Uuid) -> Result<Option<Webhook>, ApiError> {
     let mut conn = state.conn().await?;
     Ok(webhooks::get(&mut conn, brand, id).await?)

@@ -469,6 +469,7 @@ async fn responses_of_every_operation_match_the_document() {
     });
     let off = c.check("POST", t, create(&acme, grouped), 201).await;
     let off_id = off["id"].as_str().expect("id").to_owned();
+    assert_eq!(off["health"]["state"], "disabled", "{off}");
     c.check("POST", t, create(&acme, hook.clone()), 409).await;
     c.check("POST", t, create(&acme, json!({ "events": ["NOPE"] })), 422)
         .await;
@@ -496,8 +497,15 @@ async fn responses_of_every_operation_match_the_document() {
     let t = "/v1/{brandId}/webhooks/{id}";
     let one = format!("/v1/acme/webhooks/{wid}");
     let missing = format!("/v1/acme/webhooks/{}", Uuid::new_v4());
-    c.check("GET", t, http.get(url(&one)).bearer_auth(&acme), 200)
+    let got = c
+        .check("GET", t, http.get(url(&one)).bearer_auth(&acme), 200)
         .await;
+    assert_eq!(got["health"]["parkedDeliveries"], 0, "{got}");
+    let disabled = format!("/v1/acme/webhooks/{off_id}");
+    let got = c
+        .check("GET", t, http.get(url(&disabled)).bearer_auth(&acme), 200)
+        .await;
+    assert_eq!(got["health"]["reason"], "manual", "{got}");
     c.check("GET", t, http.get(url(&missing)).bearer_auth(&acme), 404)
         .await;
     c.check(
@@ -512,6 +520,12 @@ async fn responses_of_every_operation_match_the_document() {
         .await;
     c.check("PATCH", t, patch(&one, json!({ "enabled": "yes" })), 422)
         .await;
+    let replay = json!({ "enabled": true, "replaySkipped": true });
+    c.check("PATCH", t, patch(&one, replay), 204).await;
+    let not_bool = json!({ "enabled": true, "replaySkipped": "yes" });
+    c.check("PATCH", t, patch(&one, not_bool), 422).await;
+    let off_and_replay = json!({ "enabled": false, "replaySkipped": true });
+    c.check("PATCH", t, patch(&one, off_and_replay), 422).await;
     c.check("PATCH", t, patch(&missing, json!({ "enabled": true })), 404)
         .await;
 
@@ -798,6 +812,15 @@ async fn responses_of_every_operation_match_the_document() {
     .await;
     c.check("PUT", t, status(&fdx_one, json!({ "status": "ON" })), 400)
         .await;
+    let off_and_replay = json!({ "status": "INACTIVE", "replaySkipped": true });
+    c.check("PUT", t, status(&fdx_one, off_and_replay), 400)
+        .await;
+    let replay = json!({ "status": "ACTIVE", "replaySkipped": true });
+    let active = c.check("PUT", t, status(&fdx_one, replay), 200).await;
+    assert_eq!(
+        active["webhooks"][0]["health"]["state"], "healthy",
+        "{active}"
+    );
     c.check(
         "PUT",
         t,
