@@ -470,6 +470,11 @@ async fn responses_of_every_operation_match_the_document() {
     let off = c.check("POST", t, create(&acme, grouped), 201).await;
     let off_id = off["id"].as_str().expect("id").to_owned();
     assert_eq!(off["health"]["state"], "disabled", "{off}");
+    // Subscribed to Hookline's operational events, which the status changes below publish.
+    let operational =
+        json!({ "endpoint": "https://example.com/ops", "events": ["WEBHOOK_EVENTS"] });
+    let ops = c.check("POST", t, create(&acme, operational), 201).await;
+    let ops_id = ops["id"].as_str().expect("id").to_owned();
     c.check("POST", t, create(&acme, hook.clone()), 409).await;
     c.check("POST", t, create(&acme, json!({ "events": ["NOPE"] })), 422)
         .await;
@@ -600,7 +605,9 @@ async fn responses_of_every_operation_match_the_document() {
     c.check("POST", t, publish(&no_publish, event.clone()), 403)
         .await;
     let big = json!({ "type": SHIPPED, "data": { "x": "y".repeat(300 * 1024) } });
-    c.check("POST", t, publish(&acme, big), 413).await;
+    c.check("POST", t, publish(&acme, big.clone()), 413).await;
+    let own = json!({ "type": "WEBHOOK_EVENTS.DISABLED", "data": {} });
+    c.check("POST", t, publish(&acme, own.clone()), 422).await;
     let form = http
         .post(url("/v1/acme/events"))
         .bearer_auth(&acme)
@@ -627,6 +634,11 @@ async fn responses_of_every_operation_match_the_document() {
         .await;
     let ok = json!({ "events": [{ "type": SHIPPED, "data": {} }] });
     c.check("POST", tb, batch(&no_publish, ok), 403).await;
+    let oversized = json!({ "events": [{ "type": SHIPPED, "data": {} }, big] });
+    let refused = c.check("POST", tb, batch(&acme, oversized), 413).await;
+    assert!(refused["validations"]["events[1]"].is_string(), "{refused}");
+    c.check("POST", tb, batch(&acme, json!({ "events": [own] })), 422)
+        .await;
 
     // Found by the fuzzer: U+0000, which Postgres text and jsonb cannot hold, was a 500 in a
     // payload and in a brand id; numbers at f64's edge came back from jsonb unparsable.
@@ -702,6 +714,26 @@ async fn responses_of_every_operation_match_the_document() {
     let unknown = format!("{log}/{}", Uuid::new_v4());
     c.check("GET", t, http.get(url(&unknown)).bearer_auth(&acme), 404)
         .await;
+    // The disabled webhook's log: the same event, recorded as skipped.
+    let off_log = format!("/v1/acme/webhooks/{off_id}/events");
+    let page = c
+        .check(
+            "GET",
+            "/v1/{brandId}/webhooks/{id}/events",
+            http.get(url(&off_log)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(
+        page["events"][0]["statusReason"], "webhook_disabled",
+        "{page}"
+    );
+    let skipped = format!("{off_log}/{eid}");
+    let body = c
+        .check("GET", t, http.get(url(&skipped)).bearer_auth(&acme), 200)
+        .await;
+    assert_eq!(body["status"], "SKIPPED", "{body}");
+    assert_eq!(body["statusReason"], "webhook_disabled", "{body}");
 
     let t = "/v1/{brandId}/webhooks/{id}/events/{eventId}/retry";
     c.check(
@@ -821,6 +853,48 @@ async fn responses_of_every_operation_match_the_document() {
         active["webhooks"][0]["health"]["state"], "healthy",
         "{active}"
     );
+
+    // Turning the FDX webhook off and on published operational events to `ops`.
+    let t_log = "/v1/{brandId}/webhooks/{id}/events";
+    let ops_log = format!("/v1/acme/webhooks/{ops_id}/events");
+    let page = c
+        .check(
+            "GET",
+            t_log,
+            http.get(url(&ops_log)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    let types: Vec<&str> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["WEBHOOK_EVENTS.RECOVERED", "WEBHOOK_EVENTS.DISABLED"],
+        "{page}"
+    );
+    let t_event = "/v1/{brandId}/webhooks/{id}/events/{eventId}";
+    let first_op = page["events"][1]["id"].as_str().expect("id");
+    let body = c
+        .check(
+            "GET",
+            t_event,
+            http.get(url(&format!("{ops_log}/{first_op}")))
+                .bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(body["data"]["webhookId"], fid.as_str(), "{body}");
+    // Its payload is the one the document describes.
+    let payload = c.validator(&json!({ "$ref": "#/components/schemas/WebhookHealthEventData" }));
+    let errors: Vec<String> = payload
+        .iter_errors(&body["data"])
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}: {body}");
     c.check(
         "PUT",
         t,
