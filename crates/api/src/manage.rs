@@ -35,11 +35,16 @@ pub async fn create(
         enabled: input.enabled,
         secret: secret.expose(),
     };
+    let max = state.settings.limits.max_webhooks_per_brand;
     let mut conn = state.conn().await?;
-    match webhooks::create(&mut conn, &new).await {
-        Ok(webhook) => {
+    match webhooks::create_capped(&mut conn, &new, max).await {
+        Ok(Some(webhook)) => {
             tracing::info!(webhook_id = %webhook.id, "webhook created");
             Ok(Created { webhook, secret })
+        }
+        Ok(None) => {
+            tracing::info!(max, "webhook refused: the brand is at its webhook limit");
+            Err(at_webhook_limit(brand, max))
         }
         Err(StoreError::Conflict(_)) => Err(ApiError::new(
             ErrorCode::Whk0009,
@@ -51,6 +56,27 @@ pub async fn create(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The brand already has `max` webhooks. A request error (the brand can fix it by deleting one),
+/// not a conflict with one webhook: `ERR-CMR-0001`, so 422 on flexEngage and 400 on FDX, with
+/// `validations.webhooks` naming the limit. The limit exists to bound the fan-out of one event.
+pub fn at_webhook_limit(brand: &str, max: usize) -> ApiError {
+    let message = format!(
+        "brand {brand} already has {max} webhooks, the most one brand may have \
+         (limits.max_webhooks_per_brand); delete one before creating another"
+    );
+    ApiError::new(
+        ErrorCode::Cmr0001,
+        format!("Webhook limit reached: {message}"),
+    )
+    .with_validation("webhooks", message)
+}
+
+/// The webhook's parked deliveries (shown on a single webhook's GET, both surfaces).
+pub async fn parked_deliveries(state: &AppState, id: Uuid) -> Result<i64, ApiError> {
+    let mut conn = state.conn().await?;
+    Ok(hookline_store::health::parked_count(&mut conn, id).await?)
 }
 
 pub async fn get(state: &AppState, brand: &str, id: Uuid) -> Result<Option<Webhook>, ApiError> {

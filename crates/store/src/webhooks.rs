@@ -1,11 +1,17 @@
 //! Webhook rows. Every query is scoped by brand: a brand never reads or changes another's.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    sql_types::{Int4, Text},
+};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use hookline_domain::lifecycle::{transition, HealthInput, HealthPolicy};
+use hookline_domain::{
+    lifecycle::{transition, HealthInput, HealthPolicy},
+    HealthReason, HealthState,
+};
 
 use crate::{
     health,
@@ -23,6 +29,59 @@ pub async fn create(
         .returning(Webhook::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// The first key of the two-key advisory lock that serialises creating webhooks per brand
+/// ("hklc"); the second is the brand's `hashtext`. Two-key locks never collide with the
+/// one-key lock of migrations.
+const WEBHOOK_CAP_LOCK: i32 = 0x686b_6c63;
+
+/// Creates the webhook unless the brand already has `max` webhooks
+/// (`limits.max_webhooks_per_brand`), answering `None` at the cap. Counting and inserting happen
+/// in one transaction under a per-brand advisory lock, so concurrent creates cannot both see
+/// `max - 1` and both insert.
+///
+/// A webhook created disabled starts in the health machine's `disabled` state with reason
+/// `manual`, exactly as if the brand had disabled it afterwards: ingest records its matching
+/// events as SKIPPED, and enabling it later is a real transition (a row left `healthy` with
+/// `enabled = false` could never be enabled, since enabling a healthy webhook changes nothing).
+pub async fn create_capped(
+    conn: &mut AsyncPgConnection,
+    new: &NewWebhook<'_>,
+    max: usize,
+) -> Result<Option<Webhook>, StoreError> {
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    conn.transaction::<_, StoreError, _>(async |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind::<Int4, _>(WEBHOOK_CAP_LOCK)
+            .bind::<Text, _>(new.brand_id)
+            .execute(conn)
+            .await?;
+        if count(conn, new.brand_id).await? >= max {
+            return Ok(None);
+        }
+        let (health, reason, changed) = if new.enabled {
+            (HealthState::Healthy, None, None)
+        } else {
+            (
+                HealthState::Disabled,
+                Some(HealthReason::Manual.as_str()),
+                Some(Utc::now()),
+            )
+        };
+        let row = diesel::insert_into(w::webhooks)
+            .values((
+                new,
+                w::health.eq(health.as_str()),
+                w::health_reason.eq(reason),
+                w::health_changed.eq(changed),
+            ))
+            .returning(Webhook::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok(Some(row))
+    })
+    .await
 }
 
 /// The brand's webhooks, oldest first.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookline_domain::{DeliveryMessage, ErrorCode, EventType};
+use hookline_domain::{DeliveryMessage, ErrorCode, EventType, OPERATIONAL_GROUP};
 use hookline_store::{
     deliveries,
     events::{self, Ingested},
@@ -57,6 +57,17 @@ fn parse_event(body: &Value) -> Result<(EventType, &Value), ApiError> {
             None
         }
         Some(Value::String(s)) => match EventType::parse(s) {
+            Ok(t) if t.is_operational() => {
+                // Only Hookline publishes these: a producer's DISABLED or RECOVERED would be
+                // indistinguishable from the real ones a brand's automation acts on.
+                let message = format!(
+                    "{s} is one of Hookline's own operational events ({OPERATIONAL_GROUP}.*), \
+                     which only Hookline publishes; webhooks may subscribe to them, but they \
+                     cannot be published"
+                );
+                let err = ApiError::new(ErrorCode::Whk0002, message.clone());
+                return Err(err.with_validation("type", message));
+            }
             Ok(t) => Some(t),
             Err(e) => {
                 // An unknown type or a group is the catalogue's "invalid event name".
@@ -157,7 +168,8 @@ pub const MAX_BATCH: usize = 500;
 /// `POST /v1/{brandId}/events/batch` with `{"events": [{"type", "data", "idempotencyKey"?}…]}`
 /// (1 to 500) → 202 `{"events": [{id, type, created, deliveries, replayed}…]}` in request order.
 /// The same guarantees per event as single ingest, in one transaction for the whole batch: all
-/// are accepted or, if any is invalid, none (422 naming `events[i].field`).
+/// are accepted or, if any is invalid, none (422 naming `events[i].field`, or 413 naming
+/// `events[i]` for an event larger than a single one may be).
 #[tracing::instrument(skip_all, fields(brand = %path, events))]
 pub async fn ingest_batch(
     principal: Principal,
@@ -178,6 +190,7 @@ pub async fn ingest_batch(
         }
     };
     tracing::Span::current().record("events", items.len());
+    oversized_items(items, state.settings.http.max_event_bytes)?;
     let mut parsed = Vec::with_capacity(items.len());
     let mut first_error: Option<ApiError> = None;
     let mut problems = BTreeMap::new();
@@ -263,6 +276,50 @@ pub async fn ingest_batch(
     Ok(HttpResponse::Accepted().json(json!({ "events": answers })))
 }
 
+/// Refuses a batch with an item larger than one event may be (`http.max_event_bytes`), so a
+/// batch cannot carry events that `POST …/events` would refuse: the same 413 and
+/// `ERR-HKL-0005`, with `validations` naming each `events[i]` over the bound. An item is
+/// measured as its compact JSON, which is what a single event's body is at its smallest, so
+/// an event accepted alone is accepted in a batch and the other way round. Checked before
+/// anything else about the items, as a single event's size is checked before its fields.
+fn oversized_items(items: &[Value], limit: usize) -> Result<(), ApiError> {
+    let mut err: Option<ApiError> = None;
+    for (i, item) in items.iter().enumerate() {
+        let size = json_size(item);
+        if size > limit {
+            let message = format!(
+                "the event is {size} bytes, larger than the {limit} bytes one event may have"
+            );
+            let e = err.take().unwrap_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("An event of the batch is larger than {limit} bytes"),
+                )
+            });
+            err = Some(e.with_validation(&format!("events[{i}]"), message));
+        }
+    }
+    err.map_or(Ok(()), Err)
+}
+
+/// The length of `v` serialised as compact JSON, counted without building the bytes.
+fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
 fn messages_of(ingested: &Ingested) -> Vec<DeliveryMessage> {
     let event_id = ingested.event.id;
     ingested
@@ -281,8 +338,11 @@ fn page_entry(d: &Delivery, e: &Event) -> Value {
         "type": e.event_type,
         "created": timestamp(e.created),
         "updated": timestamp(d.updated),
-        // The spec's SUCCESS / FAILURE, plus PENDING while attempts remain.
+        // The spec's SUCCESS / FAILURE, plus PENDING while attempts remain, PARKED while the
+        // endpoint cannot take it, SKIPPED when it matched a disabled webhook.
         "status": d.status,
+        // Why it is PARKED or SKIPPED, so the log explains itself without a detail request.
+        "statusReason": d.status_reason,
         "attempts": d.attempt_count,
         "nextAttempt": d.next_attempt_at.map(timestamp),
     })
@@ -442,7 +502,6 @@ pub async fn get(
         return Err(event_not_found(&raw_event));
     };
     let mut view = page_entry(&d, &e);
-    view["statusReason"] = json!(d.status_reason);
     view["data"] = e.payload.clone();
     view["attempts"] = attempts.iter().map(attempt_view).collect();
     Ok(HttpResponse::Ok().json(view))

@@ -20,7 +20,7 @@ use crate::{
     auth::{Principal, SCOPE_WEBHOOKS},
     error::{ApiError, FdxError},
     manage,
-    routes::views::{parse_optional_secret, WebhookInput},
+    routes::views::{parse_optional_secret, HealthView, WebhookInput},
     state::AppState,
 };
 
@@ -44,7 +44,13 @@ fn success(webhooks: Vec<Value>) -> HttpResponse {
     }))
 }
 
+/// A webhook as FDX shows it. `status` stays the FDX spec's ACTIVE / INACTIVE (enabled or
+/// not); `health` is the same object as on the flexEngage surface, which says why.
 fn describe(w: &Webhook) -> Value {
+    describe_with(w, HealthView::from(w))
+}
+
+fn describe_with(w: &Webhook, health: HealthView) -> Value {
     let event_name = match w.event_types.as_slice() {
         [only] => EventType::parse(only)
             .ok()
@@ -57,6 +63,7 @@ fn describe(w: &Webhook) -> Value {
         "eventName": event_name,
         "url": w.endpoint,
         "status": if w.enabled { "ACTIVE" } else { "INACTIVE" },
+        "health": health,
     })
 }
 
@@ -196,7 +203,9 @@ pub async fn get(
 ) -> Reply {
     let brand = admit(&state, &principal, &req)?;
     let webhook = find(&state, &brand, &path).await?;
-    Ok(success(vec![describe(&webhook)]))
+    let mut health = HealthView::from(&webhook);
+    health.parked_deliveries = Some(manage::parked_deliveries(&state, webhook.id).await?);
+    Ok(success(vec![describe_with(&webhook, health)]))
 }
 
 #[tracing::instrument(skip_all, fields(webhook_id = %path))]
@@ -216,7 +225,61 @@ pub async fn delete(
     }
 }
 
-/// `PUT /v1/services/webhook/{webhookId}/status` with `{"status": "ACTIVE" | "INACTIVE"}`.
+/// `{"status": "ACTIVE" | "INACTIVE", "replaySkipped"?: bool}`, every problem listed.
+fn parse_status(body: &Value) -> Result<(bool, bool), ApiError> {
+    let mut problems: Vec<(ErrorCode, String)> = Vec::new();
+    let enabled = match body.get("status") {
+        None | Some(Value::Null) => {
+            problems.push((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
+            None
+        }
+        Some(Value::String(s)) if s == "ACTIVE" => Some(true),
+        Some(Value::String(s)) if s == "INACTIVE" => Some(false),
+        Some(_) => {
+            problems.push((ErrorCode::Whk0005, ErrorCode::Whk0005.description().into()));
+            None
+        }
+    };
+    let replay_skipped = match body.get("replaySkipped") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.push((
+                ErrorCode::Cmr0001,
+                input_failed("replaySkipped", "must be a boolean"),
+            ));
+            false
+        }
+    };
+    if enabled == Some(false) && replay_skipped {
+        problems.push((
+            ErrorCode::Cmr0001,
+            input_failed(
+                "replaySkipped",
+                "only allowed with status ACTIVE: skipped deliveries are replayed when a \
+                 webhook is activated, and an inactive webhook is sent nothing",
+            ),
+        ));
+    }
+    match enabled {
+        Some(enabled) if problems.is_empty() => Ok((enabled, replay_skipped)),
+        _ => {
+            let mut iter = problems.into_iter();
+            let (code, description) = iter
+                .next()
+                .unwrap_or((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
+            Err(iter.fold(ApiError::new(code, description), |err, (c, d)| {
+                err.and(c, d)
+            }))
+        }
+    }
+}
+
+/// `PUT /v1/services/webhook/{webhookId}/status` with `{"status": "ACTIVE" | "INACTIVE"}` and,
+/// with ACTIVE, an optional `"replaySkipped": true` that also re-queues the deliveries recorded
+/// as SKIPPED while the webhook was inactive. Setting the status the webhook already has is
+/// `ERR-WHK-0006` / `ERR-WHK-0007`, except ACTIVE with `replaySkipped` on an active webhook:
+/// that still replays what was skipped, so it is not a no-op and answers 200.
 #[tracing::instrument(skip_all, fields(webhook_id = %path))]
 pub async fn set_status(
     principal: Principal,
@@ -227,18 +290,14 @@ pub async fn set_status(
 ) -> Reply {
     let brand = admit(&state, &principal, &req)?;
     let id = webhook_id(&path)?;
-    let enabled = match body.get("status") {
-        None | Some(Value::Null) => return Err(ApiError::code(ErrorCode::Cmr0003).into()),
-        Some(Value::String(s)) if s == "ACTIVE" => true,
-        Some(Value::String(s)) if s == "INACTIVE" => false,
-        Some(_) => return Err(ApiError::code(ErrorCode::Whk0005).into()),
-    };
+    let (enabled, replay_skipped) = parse_status(&body)?;
     let mut conn = state.conn().await?;
-    let Some((was, webhook)) = webhooks::set_enabled(&mut conn, &brand, id, enabled, false).await?
+    let Some((was, webhook)) =
+        webhooks::set_enabled(&mut conn, &brand, id, enabled, replay_skipped).await?
     else {
         return Err(ApiError::code(ErrorCode::Whk0004).into());
     };
-    if was == enabled {
+    if was == enabled && !replay_skipped {
         let code = if enabled {
             ErrorCode::Whk0006
         } else {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_domain::{normalize, EndpointUrl, Subscription, UrlPolicy, WebhookSecret};
+use hookline_domain::{
+    normalize, EndpointUrl, HealthReason, Subscription, UrlPolicy, WebhookSecret,
+};
 use hookline_store::models::Webhook;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,6 +14,44 @@ use uuid::Uuid;
 /// RFC 3339 with milliseconds and `Z`, the `date-time` format of both specs.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A webhook's endpoint health (`WebhookHealth` in the OpenAPI document), the same object on
+/// both surfaces, so a brand can see why deliveries stopped without reading the event log.
+/// Every field is always present (null when unknown) so clients need no presence checks.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    /// `healthy`, `degraded` or `disabled`.
+    pub state: &'static str,
+    /// `consecutive_failures`, `endpoint_gone` or `manual`; null while healthy.
+    pub reason: Option<&'static str>,
+    pub consecutive_failures: u32,
+    pub last_success: Option<String>,
+    pub last_failure: Option<String>,
+    pub failing_since: Option<String>,
+    /// When the state last changed; null if it never has.
+    pub since: Option<String>,
+    /// Deliveries held back until the endpoint can take them. Only on a single webhook's GET:
+    /// it costs a count query, which a list of every webhook should not pay per row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_deliveries: Option<i64>,
+}
+
+impl From<&Webhook> for HealthView {
+    fn from(w: &Webhook) -> Self {
+        let health = w.health();
+        Self {
+            state: health.state.as_str(),
+            reason: health.reason.map(HealthReason::as_str),
+            consecutive_failures: health.consecutive_failures,
+            last_success: w.last_success_at.map(timestamp),
+            last_failure: w.last_failure_at.map(timestamp),
+            failing_since: health.failing_since.map(timestamp),
+            since: w.health_changed.map(timestamp),
+            parked_deliveries: None,
+        }
+    }
 }
 
 /// flexEngage `WebhookResponse`; `secret` only on creation.
@@ -23,6 +63,7 @@ pub struct WebhookView {
     pub endpoint: String,
     pub events: Vec<String>,
     pub enabled: bool,
+    pub health: HealthView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -36,6 +77,7 @@ impl From<&Webhook> for WebhookView {
             endpoint: w.endpoint.clone(),
             events: w.event_types.clone(),
             enabled: w.enabled,
+            health: HealthView::from(w),
             secret: None,
         }
     }

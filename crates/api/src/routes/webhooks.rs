@@ -81,10 +81,56 @@ pub async fn get(
 ) -> Reply {
     let (brand, raw_id) = path.into_inner();
     let w = webhook_of(&state, &principal, &brand, &raw_id).await?;
-    Ok(HttpResponse::Ok().json(views::WebhookView::from(&w)))
+    let mut view = views::WebhookView::from(&w);
+    view.health.parked_deliveries = Some(manage::parked_deliveries(&state, w.id).await?);
+    Ok(HttpResponse::Ok().json(view))
 }
 
-/// flexEngage `PATCH`: `{"enabled": bool}` → 204, no body.
+/// The flexEngage PATCH body: `enabled`, and `replaySkipped` (only with `enabled: true`).
+fn parse_patch(body: &Value) -> Result<(bool, bool), ApiError> {
+    let mut problems = BTreeMap::new();
+    let enabled = match body.get("enabled") {
+        Some(Value::Bool(b)) => Some(*b),
+        other => {
+            let message = if other.is_none_or(Value::is_null) {
+                "enabled is required"
+            } else {
+                "enabled must be a boolean"
+            };
+            problems.insert("enabled".to_owned(), message.to_owned());
+            None
+        }
+    };
+    let replay_skipped = match body.get("replaySkipped") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.insert(
+                "replaySkipped".to_owned(),
+                "replaySkipped must be a boolean".to_owned(),
+            );
+            false
+        }
+    };
+    if enabled == Some(false) && replay_skipped {
+        problems.insert("replaySkipped".to_owned(), REPLAY_NEEDS_ENABLE.to_owned());
+    }
+    match enabled {
+        Some(enabled) if problems.is_empty() => Ok((enabled, replay_skipped)),
+        _ => Err(ApiError::validation(problems)),
+    }
+}
+
+/// Why `replaySkipped` is refused with `enabled: false`: the replay would only be parked again
+/// (and silently so), since a disabled webhook is sent nothing.
+const REPLAY_NEEDS_ENABLE: &str = "replaySkipped is only allowed with enabled: true: \
+     skipped deliveries are replayed when a webhook is enabled, and a disabled webhook is sent \
+     nothing";
+
+/// flexEngage `PATCH`: `{"enabled": bool, "replaySkipped"?: bool}` → 204, no body.
+/// `replaySkipped` also re-queues the deliveries recorded as SKIPPED while the webhook was
+/// disabled (at the same bounded rate as parked ones); it works on an already enabled webhook
+/// too, for a brand that enabled it first and asks for what it missed afterwards.
 #[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
 pub async fn patch(
     principal: Principal,
@@ -95,24 +141,11 @@ pub async fn patch(
     let (brand, raw_id) = path.into_inner();
     admit(&state, &principal, &brand)?;
     let id = parse_webhook_id(&brand, &raw_id)?;
-    let enabled = match body.get("enabled") {
-        Some(Value::Bool(b)) => *b,
-        other => {
-            let message = if other.is_none_or(Value::is_null) {
-                "enabled is required"
-            } else {
-                "enabled must be a boolean"
-            };
-            return Err(ApiError::validation(BTreeMap::from([(
-                "enabled".to_owned(),
-                message.to_owned(),
-            )])));
-        }
-    };
+    let (enabled, replay_skipped) = parse_patch(&body)?;
     let mut conn = state.conn().await?;
-    match webhooks::set_enabled(&mut conn, &brand, id, enabled, false).await? {
+    match webhooks::set_enabled(&mut conn, &brand, id, enabled, replay_skipped).await? {
         Some(_) => {
-            tracing::info!(enabled, "webhook toggled");
+            tracing::info!(enabled, replay_skipped, "webhook toggled");
             Ok(HttpResponse::NoContent().finish())
         }
         None => Err(webhook_not_found(&brand, &raw_id)),

@@ -22,6 +22,7 @@ use hookline_api::{
     auth::{Brands, SCOPE_WEBHOOKS},
     routes::openapi::DOCUMENT,
 };
+use hookline_domain::AttemptResult;
 use hookline_store::{
     deliveries::{self, NextState, Recorded},
     models::NewAttempt,
@@ -38,6 +39,8 @@ const ROUTES_SOURCE: &str = include_str!("../../src/routes/mod.rs");
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
+/// The worker's default: the two failures recorded here leave the endpoint healthy.
+const FAILURE_THRESHOLD: u32 = 5;
 
 /// The document, parsed twice: as OpenAPI for its structure, as JSON for its schemas.
 struct Contract {
@@ -417,13 +420,13 @@ fn attempts(webhook_id: Uuid, event_id: Uuid) -> Vec<Recorded> {
             next: NextState::Retry {
                 at: Utc::now() + chrono::Duration::minutes(5),
             },
-            result: hookline_domain::AttemptResult::Unreachable,
+            result: AttemptResult::Unreachable,
             probe: false,
         },
         Recorded {
             attempt: attempt(true),
             next: NextState::Failure,
-            result: hookline_domain::AttemptResult::ServerError,
+            result: AttemptResult::ServerError,
             probe: false,
         },
     ]
@@ -466,6 +469,12 @@ async fn responses_of_every_operation_match_the_document() {
     });
     let off = c.check("POST", t, create(&acme, grouped), 201).await;
     let off_id = off["id"].as_str().expect("id").to_owned();
+    assert_eq!(off["health"]["state"], "disabled", "{off}");
+    // Subscribed to Hookline's operational events, which the status changes below publish.
+    let operational =
+        json!({ "endpoint": "https://example.com/ops", "events": ["WEBHOOK_EVENTS"] });
+    let ops = c.check("POST", t, create(&acme, operational), 201).await;
+    let ops_id = ops["id"].as_str().expect("id").to_owned();
     c.check("POST", t, create(&acme, hook.clone()), 409).await;
     c.check("POST", t, create(&acme, json!({ "events": ["NOPE"] })), 422)
         .await;
@@ -493,8 +502,15 @@ async fn responses_of_every_operation_match_the_document() {
     let t = "/v1/{brandId}/webhooks/{id}";
     let one = format!("/v1/acme/webhooks/{wid}");
     let missing = format!("/v1/acme/webhooks/{}", Uuid::new_v4());
-    c.check("GET", t, http.get(url(&one)).bearer_auth(&acme), 200)
+    let got = c
+        .check("GET", t, http.get(url(&one)).bearer_auth(&acme), 200)
         .await;
+    assert_eq!(got["health"]["parkedDeliveries"], 0, "{got}");
+    let disabled = format!("/v1/acme/webhooks/{off_id}");
+    let got = c
+        .check("GET", t, http.get(url(&disabled)).bearer_auth(&acme), 200)
+        .await;
+    assert_eq!(got["health"]["reason"], "manual", "{got}");
     c.check("GET", t, http.get(url(&missing)).bearer_auth(&acme), 404)
         .await;
     c.check(
@@ -509,6 +525,12 @@ async fn responses_of_every_operation_match_the_document() {
         .await;
     c.check("PATCH", t, patch(&one, json!({ "enabled": "yes" })), 422)
         .await;
+    let replay = json!({ "enabled": true, "replaySkipped": true });
+    c.check("PATCH", t, patch(&one, replay), 204).await;
+    let not_bool = json!({ "enabled": true, "replaySkipped": "yes" });
+    c.check("PATCH", t, patch(&one, not_bool), 422).await;
+    let off_and_replay = json!({ "enabled": false, "replaySkipped": true });
+    c.check("PATCH", t, patch(&one, off_and_replay), 422).await;
     c.check("PATCH", t, patch(&missing, json!({ "enabled": true })), 404)
         .await;
 
@@ -583,7 +605,9 @@ async fn responses_of_every_operation_match_the_document() {
     c.check("POST", t, publish(&no_publish, event.clone()), 403)
         .await;
     let big = json!({ "type": SHIPPED, "data": { "x": "y".repeat(300 * 1024) } });
-    c.check("POST", t, publish(&acme, big), 413).await;
+    c.check("POST", t, publish(&acme, big.clone()), 413).await;
+    let own = json!({ "type": "WEBHOOK_EVENTS.DISABLED", "data": {} });
+    c.check("POST", t, publish(&acme, own.clone()), 422).await;
     let form = http
         .post(url("/v1/acme/events"))
         .bearer_auth(&acme)
@@ -610,6 +634,11 @@ async fn responses_of_every_operation_match_the_document() {
         .await;
     let ok = json!({ "events": [{ "type": SHIPPED, "data": {} }] });
     c.check("POST", tb, batch(&no_publish, ok), 403).await;
+    let oversized = json!({ "events": [{ "type": SHIPPED, "data": {} }, big] });
+    let refused = c.check("POST", tb, batch(&acme, oversized), 413).await;
+    assert!(refused["validations"]["events[1]"].is_string(), "{refused}");
+    c.check("POST", tb, batch(&acme, json!({ "events": [own] })), 422)
+        .await;
 
     // Found by the fuzzer: U+0000, which Postgres text and jsonb cannot hold, was a 500 in a
     // payload and in a brand id; numbers at f64's edge came back from jsonb unparsable.
@@ -644,7 +673,7 @@ async fn responses_of_every_operation_match_the_document() {
     let mut conn = pool.get().await.expect("conn");
     let (w_uuid, e_uuid) = (wid.parse().expect("uuid"), eid.parse().expect("uuid"));
     for recorded in attempts(w_uuid, e_uuid) {
-        deliveries::record_attempts(&mut conn, &[recorded], 5)
+        deliveries::record_attempts(&mut conn, &[recorded], FAILURE_THRESHOLD)
             .await
             .expect("record");
     }
@@ -685,6 +714,26 @@ async fn responses_of_every_operation_match_the_document() {
     let unknown = format!("{log}/{}", Uuid::new_v4());
     c.check("GET", t, http.get(url(&unknown)).bearer_auth(&acme), 404)
         .await;
+    // The disabled webhook's log: the same event, recorded as skipped.
+    let off_log = format!("/v1/acme/webhooks/{off_id}/events");
+    let page = c
+        .check(
+            "GET",
+            "/v1/{brandId}/webhooks/{id}/events",
+            http.get(url(&off_log)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(
+        page["events"][0]["statusReason"], "webhook_disabled",
+        "{page}"
+    );
+    let skipped = format!("{off_log}/{eid}");
+    let body = c
+        .check("GET", t, http.get(url(&skipped)).bearer_auth(&acme), 200)
+        .await;
+    assert_eq!(body["status"], "SKIPPED", "{body}");
+    assert_eq!(body["statusReason"], "webhook_disabled", "{body}");
 
     let t = "/v1/{brandId}/webhooks/{id}/events/{eventId}/retry";
     c.check(
@@ -795,6 +844,57 @@ async fn responses_of_every_operation_match_the_document() {
     .await;
     c.check("PUT", t, status(&fdx_one, json!({ "status": "ON" })), 400)
         .await;
+    let off_and_replay = json!({ "status": "INACTIVE", "replaySkipped": true });
+    c.check("PUT", t, status(&fdx_one, off_and_replay), 400)
+        .await;
+    let replay = json!({ "status": "ACTIVE", "replaySkipped": true });
+    let active = c.check("PUT", t, status(&fdx_one, replay), 200).await;
+    assert_eq!(
+        active["webhooks"][0]["health"]["state"], "healthy",
+        "{active}"
+    );
+
+    // Turning the FDX webhook off and on published operational events to `ops`.
+    let t_log = "/v1/{brandId}/webhooks/{id}/events";
+    let ops_log = format!("/v1/acme/webhooks/{ops_id}/events");
+    let page = c
+        .check(
+            "GET",
+            t_log,
+            http.get(url(&ops_log)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    let types: Vec<&str> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["WEBHOOK_EVENTS.RECOVERED", "WEBHOOK_EVENTS.DISABLED"],
+        "{page}"
+    );
+    let t_event = "/v1/{brandId}/webhooks/{id}/events/{eventId}";
+    let first_op = page["events"][1]["id"].as_str().expect("id");
+    let body = c
+        .check(
+            "GET",
+            t_event,
+            http.get(url(&format!("{ops_log}/{first_op}")))
+                .bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(body["data"]["webhookId"], fid.as_str(), "{body}");
+    // Its payload is the one the document describes.
+    let payload = c.validator(&json!({ "$ref": "#/components/schemas/WebhookHealthEventData" }));
+    let errors: Vec<String> = payload
+        .iter_errors(&body["data"])
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}: {body}");
     c.check(
         "PUT",
         t,
@@ -846,6 +946,33 @@ async fn responses_of_every_operation_match_the_document() {
         );
     }
     drop(conn);
+}
+
+#[tokio::test]
+async fn webhook_limit_responses_match_the_document() {
+    let c = Contract::load();
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 1).await;
+    let acme = app.token("acme");
+    let http = &app.client;
+    let t = "/v1/{brandId}/webhooks";
+    let create = |endpoint: &str| {
+        http.post(app.url("/v1/acme/webhooks"))
+            .bearer_auth(&acme)
+            .json(&json!({ "endpoint": endpoint, "events": [SHIPPED] }))
+    };
+    c.check("POST", t, create("https://example.com/a"), 201)
+        .await;
+    let body = c
+        .check("POST", t, create("https://example.com/b"), 422)
+        .await;
+    assert!(body["validations"]["webhooks"].is_string(), "{body}");
+    let t = "/v1/services/webhook";
+    let fdx = http
+        .post(app.url(t))
+        .bearer_auth(&acme)
+        .json(&json!({ "eventName": "Order_Shipped", "url": "https://example.com/c" }));
+    let body = c.check("POST", t, fdx, 400).await;
+    assert_eq!(body["errors"][0]["code"], "ERR-CMR-0001", "{body}");
 }
 
 #[tokio::test]

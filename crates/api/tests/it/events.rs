@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt as _;
 use hookline_api::auth::{Brands, SCOPE_WEBHOOKS};
-use hookline_domain::DeliveryMessage;
+use hookline_domain::{AttemptResult, DeliveryMessage};
 use hookline_store::{
     deliveries::{self, NextState, Recorded},
     models::NewAttempt,
@@ -87,7 +87,6 @@ async fn ingest_creates_one_delivery_per_matching_enabled_webhook_and_publishes_
             json!({ "endpoint": "https://example.com/off", "events": [SHIPPED], "enabled": false }),
         )
         .await;
-    assert_eq!(disabled.status(), 201);
 
     let res = publish_event(
         &app,
@@ -116,6 +115,25 @@ async fn ingest_creates_one_delivery_per_matching_enabled_webhook_and_publishes_
         .collect();
     want.sort();
     assert_eq!(got, want);
+
+    // The disabled webhook is not sent the event, but its log records it as skipped.
+    let off = json_of(disabled, 201).await;
+    let log = json_of(
+        app.get(
+            &format!(
+                "/v1/acme/webhooks/{}/events",
+                off["id"].as_str().expect("id")
+            ),
+            &app.token("acme"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(log["events"][0]["id"], event_id.to_string());
+    assert_eq!(log["events"][0]["status"], "SKIPPED");
+    assert_eq!(log["events"][0]["statusReason"], "webhook_disabled");
+    assert_eq!(log["events"][0]["nextAttempt"], Value::Null);
 }
 
 #[tokio::test]
@@ -368,7 +386,7 @@ async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
         &[Recorded {
             attempt: attempt(wid, eid, false),
             next: NextState::Failure,
-            result: hookline_domain::AttemptResult::ServerError,
+            result: AttemptResult::ServerError,
             probe: false,
         }],
         5,
@@ -586,4 +604,147 @@ async fn concurrent_single_ingests_share_commits_without_mixing_brands_or_keys()
     assert_eq!(keyed_ids["acme"].len(), 1);
     assert_eq!(keyed_ids["other"].len(), 1);
     assert_ne!(keyed_ids["acme"], keyed_ids["other"]);
+}
+
+/// An event whose compact JSON is exactly `size` bytes.
+fn event_of_size(size: usize) -> Value {
+    let base = json!({ "type": SHIPPED, "data": { "pad": "" } });
+    let fixed = serde_json::to_vec(&base).expect("json").len();
+    json!({ "type": SHIPPED, "data": { "pad": "x".repeat(size - fixed) } })
+}
+
+#[tokio::test]
+async fn a_batch_event_over_the_single_event_bound_is_413_like_a_single_one_and_stores_nothing() {
+    let limit = 1024;
+    let app = spawn_app_with(|s| s.http.max_event_bytes = limit).await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    // At the bound an event is accepted alone and in a batch; one byte more, refused by both.
+    let at = event_of_size(limit);
+    let over = event_of_size(limit + 1);
+    assert_eq!(serde_json::to_vec(&over).expect("json").len(), limit + 1);
+    let single = assert_flex_error(
+        publish_event(&app, "acme", over.clone(), None).await,
+        413,
+        "ERR-HKL-0005",
+    )
+    .await;
+    let body = json!({ "events": [
+        { "type": SHIPPED, "data": {} },
+        over.clone(),
+        { "type": "NOPE", "data": {} },
+        over,
+    ]});
+    let batch =
+        assert_flex_error(publish_batch(&app, "acme", body).await, 413, "ERR-HKL-0005").await;
+    assert_eq!(batch["message"], single["message"]);
+    let validations = batch["validations"].as_object().expect("validations");
+    let fields: Vec<&String> = validations.keys().collect();
+    assert_eq!(fields, ["events[1]", "events[3]"], "{batch}");
+    assert!(
+        validations["events[1]"]
+            .as_str()
+            .expect("message")
+            .contains(&limit.to_string()),
+        "{batch}"
+    );
+    let log_path = format!("/v1/acme/webhooks/{}/events", w["id"].as_str().expect("id"));
+    let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
+    assert_eq!(
+        log["events"],
+        json!([]),
+        "nothing of a refused batch is kept"
+    );
+
+    json_of(publish_event(&app, "acme", at.clone(), None).await, 202).await;
+    let res = publish_batch(&app, "acme", json!({ "events": [at] })).await;
+    assert_eq!(json_of(res, 202).await["events"][0]["deliveries"], 1);
+}
+
+#[tokio::test]
+async fn operational_events_cannot_be_published_but_can_be_subscribed_to() {
+    let app = spawn_app().await;
+    let ops = app
+        .webhook("acme", "https://example.com/ops", &["WEBHOOK_EVENTS"])
+        .await;
+    assert_eq!(ops["events"], json!(["WEBHOOK_EVENTS"]));
+    app.webhook(
+        "acme",
+        "https://example.com/exhausted",
+        &["WEBHOOK_EVENTS.DELIVERY_EXHAUSTED", SHIPPED],
+    )
+    .await;
+    for leaf in [
+        "WEBHOOK_EVENTS.DEGRADED",
+        "WEBHOOK_EVENTS.DISABLED",
+        "WEBHOOK_EVENTS.RECOVERED",
+        "WEBHOOK_EVENTS.DELIVERY_EXHAUSTED",
+    ] {
+        let res = publish_event(&app, "acme", json!({ "type": leaf, "data": {} }), None).await;
+        let body = assert_flex_error(res, 422, "ERR-WHK-0002").await;
+        let message = body["validations"]["type"].as_str().expect("message");
+        assert!(message.contains("operational"), "{leaf}: {body}");
+    }
+    let batch = json!({ "events": [
+        { "type": SHIPPED, "data": {} },
+        { "type": "WEBHOOK_EVENTS.RECOVERED", "data": {} },
+    ]});
+    let body = assert_flex_error(
+        publish_batch(&app, "acme", batch).await,
+        422,
+        "ERR-WHK-0002",
+    )
+    .await;
+    assert!(
+        body["validations"]["events[1].type"]
+            .as_str()
+            .expect("message")
+            .contains("operational"),
+        "{body}"
+    );
+    assert!(
+        body["validations"].get("events[0].type").is_none(),
+        "{body}"
+    );
+    let log_path = format!(
+        "/v1/acme/webhooks/{}/events",
+        ops["id"].as_str().expect("id")
+    );
+    let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
+    assert_eq!(log["events"], json!([]), "nothing was published");
+
+    // Hookline itself publishes them: turning a webhook off tells the ones subscribed.
+    let other = app
+        .webhook("acme", "https://example.com/other", &["RECEIPTS"])
+        .await;
+    let res = app
+        .client
+        .patch(app.url(&format!(
+            "/v1/acme/webhooks/{}",
+            other["id"].as_str().expect("id")
+        )))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 204);
+    let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
+    assert_eq!(log["events"][0]["type"], "WEBHOOK_EVENTS.DISABLED", "{log}");
+    let detail = json_of(
+        app.get(
+            &format!(
+                "{log_path}/{}",
+                log["events"][0]["id"].as_str().expect("id")
+            ),
+            &app.token("acme"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(detail["data"]["webhookId"], other["id"]);
+    assert_eq!(detail["data"]["state"], "disabled");
+    assert_eq!(detail["data"]["reason"], "manual");
 }

@@ -414,3 +414,130 @@ async fn wrong_method_on_an_fdx_route_is_405_in_the_fdx_shape() {
         .expect("request");
     assert_fdx_error(res, 405, "ERR-HKL-0008").await;
 }
+
+#[tokio::test]
+async fn get_and_list_show_health_and_status_takes_replay_skipped() {
+    let app = spawn_app().await;
+    let token = app.token("acme");
+    let id = fdx_webhook(&app, "acme", "Order_Shipped", "https://example.com/h").await;
+    let one = json_of(app.get(&format!("{PATH}/{id}"), &token).await, 200).await;
+    assert_eq!(
+        one["webhooks"][0]["health"],
+        json!({
+            "state": "healthy", "reason": null, "consecutiveFailures": 0, "lastSuccess": null,
+            "lastFailure": null, "failingSince": null, "since": null, "parkedDeliveries": 0,
+        })
+    );
+    let list = json_of(app.get(PATH, &token).await, 200).await;
+    assert_eq!(list["webhooks"][0]["health"]["state"], "healthy");
+    assert!(list["webhooks"][0]["health"]
+        .get("parkedDeliveries")
+        .is_none());
+
+    // replaySkipped must be a boolean, and only goes with ACTIVE.
+    let body = assert_fdx_error(
+        put_status(
+            &app,
+            &token,
+            &id,
+            json!({ "status": "INACTIVE", "replaySkipped": true }),
+        )
+        .await,
+        400,
+        "ERR-CMR-0001",
+    )
+    .await;
+    assert!(
+        body["errors"][0]["description"]
+            .as_str()
+            .expect("description")
+            .contains("replaySkipped"),
+        "{body}"
+    );
+    assert_fdx_error(
+        put_status(
+            &app,
+            &token,
+            &id,
+            json!({ "status": "ACTIVE", "replaySkipped": "yes" }),
+        )
+        .await,
+        400,
+        "ERR-CMR-0001",
+    )
+    .await;
+    let body = assert_fdx_error(
+        put_status(&app, &token, &id, json!({ "replaySkipped": 3 })).await,
+        400,
+        "ERR-CMR-0003",
+    )
+    .await;
+    assert_eq!(
+        body["errors"][1]["code"], "ERR-CMR-0001",
+        "every problem listed"
+    );
+
+    // INACTIVE: status and health agree; the status answer carries the health too.
+    let body = json_of(
+        put_status(&app, &token, &id, json!({ "status": "INACTIVE" })).await,
+        200,
+    )
+    .await;
+    assert_eq!(body["webhooks"][0]["status"], "INACTIVE");
+    assert_eq!(body["webhooks"][0]["health"]["state"], "disabled");
+    assert_eq!(body["webhooks"][0]["health"]["reason"], "manual");
+    let res = app
+        .client
+        .post(app.url("/v1/acme/events"))
+        .bearer_auth(&token)
+        .json(&json!({ "type": "ORDER_EVENTS.OMS.ORDER_SHIPPED", "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    let eid = json_of(res, 202).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let detail = format!("/v1/acme/webhooks/{id}/events/{eid}");
+    assert_eq!(
+        json_of(app.get(&detail, &token).await, 200).await["status"],
+        "SKIPPED"
+    );
+
+    // ACTIVE with replaySkipped re-queues what was skipped.
+    let body = json_of(
+        put_status(
+            &app,
+            &token,
+            &id,
+            json!({ "status": "ACTIVE", "replaySkipped": true }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(body["webhooks"][0]["status"], "ACTIVE");
+    assert_eq!(body["webhooks"][0]["health"]["state"], "healthy");
+    let replayed = json_of(app.get(&detail, &token).await, 200).await;
+    assert_eq!(replayed["status"], "PARKED", "{replayed}");
+    assert_eq!(replayed["statusReason"], "replay_skipped");
+    // On an active webhook it is still a request to replay, not "already active"; without it,
+    // the catalogue's error as before.
+    json_of(
+        put_status(
+            &app,
+            &token,
+            &id,
+            json!({ "status": "ACTIVE", "replaySkipped": true }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_fdx_error(
+        put_status(&app, &token, &id, json!({ "status": "ACTIVE" })).await,
+        400,
+        "ERR-WHK-0006",
+    )
+    .await;
+}

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{
+    assert_fdx_error, assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp,
+};
 
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
 
@@ -477,4 +479,300 @@ async fn a_brand_over_its_rate_limit_gets_429_with_retry_after() {
             .status(),
         200
     );
+}
+
+/// PATCHes a webhook and returns the response.
+async fn patch_webhook(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    app.client
+        .patch(app.url(path))
+        .bearer_auth(app.token("acme"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn get_shows_health_healthy_when_fresh_and_disabled_by_hand_after_patch() {
+    let app = spawn_app().await;
+    let token = app.token("acme");
+    let created = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    let healthy = json!({
+        "state": "healthy", "reason": null, "consecutiveFailures": 0, "lastSuccess": null,
+        "lastFailure": null, "failingSince": null, "since": null,
+    });
+    assert_eq!(created["health"], healthy, "{created}");
+    let path = format!("/v1/acme/webhooks/{}", created["id"].as_str().expect("id"));
+    let got = json_of(app.get(&path, &token).await, 200).await;
+    let mut with_parked = healthy.clone();
+    with_parked["parkedDeliveries"] = json!(0);
+    assert_eq!(
+        got["health"], with_parked,
+        "the single GET counts parked deliveries"
+    );
+    let list = json_of(app.get("/v1/acme/webhooks", &token).await, 200).await;
+    assert_eq!(list[0]["health"], healthy, "a list does not count them");
+
+    assert_eq!(
+        patch_webhook(&app, &path, json!({ "enabled": false }))
+            .await
+            .status(),
+        204
+    );
+    let got = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(got["enabled"], false);
+    assert_eq!(got["health"]["state"], "disabled");
+    assert_eq!(got["health"]["reason"], "manual");
+    assert_eq!(got["health"]["parkedDeliveries"], 0);
+    let since = got["health"]["since"].as_str().expect("since");
+    chrono::DateTime::parse_from_rfc3339(since).expect("date-time");
+
+    assert_eq!(
+        patch_webhook(&app, &path, json!({ "enabled": true }))
+            .await
+            .status(),
+        204
+    );
+    let got = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(got["enabled"], true);
+    assert_eq!(got["health"]["state"], "healthy");
+    assert_eq!(got["health"]["reason"], Value::Null);
+    assert!(got["health"]["since"].is_string(), "{got}");
+}
+
+#[tokio::test]
+async fn a_webhook_created_disabled_is_disabled_by_hand_and_can_be_enabled() {
+    let app = spawn_app().await;
+    let token = app.token("acme");
+    let res = app
+        .create_webhook(
+            "acme",
+            json!({ "endpoint": "https://example.com/off", "events": [SHIPPED], "enabled": false }),
+        )
+        .await;
+    let created = json_of(res, 201).await;
+    assert_eq!(created["enabled"], false);
+    assert_eq!(created["health"]["state"], "disabled");
+    assert_eq!(created["health"]["reason"], "manual");
+    let path = format!("/v1/acme/webhooks/{}", created["id"].as_str().expect("id"));
+    assert_eq!(
+        patch_webhook(&app, &path, json!({ "enabled": true }))
+            .await
+            .status(),
+        204
+    );
+    let got = json_of(app.get(&path, &token).await, 200).await;
+    assert_eq!(got["enabled"], true, "{got}");
+    assert_eq!(got["health"]["state"], "healthy", "{got}");
+}
+
+#[tokio::test]
+async fn patch_replay_skipped_must_be_a_boolean_and_needs_enabled_true() {
+    let app = spawn_app().await;
+    let id = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/v1/acme/webhooks/{id}");
+    let body = assert_flex_error(
+        patch_webhook(
+            &app,
+            &path,
+            json!({ "enabled": true, "replaySkipped": "yes" }),
+        )
+        .await,
+        422,
+        "ERR-CMR-0001",
+    )
+    .await;
+    assert_eq!(
+        body["validations"]["replaySkipped"],
+        "replaySkipped must be a boolean"
+    );
+    let body = assert_flex_error(
+        patch_webhook(
+            &app,
+            &path,
+            json!({ "enabled": false, "replaySkipped": true }),
+        )
+        .await,
+        422,
+        "ERR-CMR-0001",
+    )
+    .await;
+    let message = body["validations"]["replaySkipped"]
+        .as_str()
+        .expect("message");
+    assert!(message.contains("enabled: true"), "{message}");
+    // Refused means untouched: the webhook is still enabled.
+    let got = json_of(app.get(&path, &app.token("acme")).await, 200).await;
+    assert_eq!(got["enabled"], true);
+    // Both problems at once when `enabled` is missing too.
+    let body = assert_flex_error(
+        patch_webhook(&app, &path, json!({ "replaySkipped": 1 })).await,
+        422,
+        "ERR-CMR-0001",
+    )
+    .await;
+    assert!(
+        body["validations"]["enabled"].is_string()
+            && body["validations"]["replaySkipped"].is_string(),
+        "{body}"
+    );
+    for ok in [
+        json!({ "enabled": true, "replaySkipped": false }),
+        json!({ "enabled": true, "replaySkipped": null }),
+        json!({ "enabled": false, "replaySkipped": false }),
+    ] {
+        assert_eq!(patch_webhook(&app, &path, ok).await.status(), 204);
+    }
+}
+
+/// The delivery of `event` to `webhook` as the event log's detail shows it.
+async fn delivery_detail(app: &TestApp, webhook: &str, event: &str) -> Value {
+    let path = format!("/v1/acme/webhooks/{webhook}/events/{event}");
+    json_of(app.get(&path, &app.token("acme")).await, 200).await
+}
+
+#[tokio::test]
+async fn events_skipped_while_disabled_are_replayed_only_when_asked() {
+    let app = spawn_app().await;
+    let id = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/v1/acme/webhooks/{id}");
+    assert_eq!(
+        patch_webhook(&app, &path, json!({ "enabled": false }))
+            .await
+            .status(),
+        204
+    );
+    let res = app
+        .client
+        .post(app.url("/v1/acme/events"))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "type": SHIPPED, "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    let event = json_of(res, 202).await;
+    assert_eq!(event["deliveries"], 0, "a skipped delivery is not owed");
+    let eid = event["id"].as_str().expect("id");
+    let skipped = delivery_detail(&app, &id, eid).await;
+    assert_eq!(skipped["status"], "SKIPPED");
+    assert_eq!(skipped["statusReason"], "webhook_disabled");
+    assert_eq!(skipped["nextAttempt"], Value::Null);
+
+    // Enabling alone leaves what was skipped alone.
+    assert_eq!(
+        patch_webhook(&app, &path, json!({ "enabled": true }))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(delivery_detail(&app, &id, eid).await["status"], "SKIPPED");
+
+    // Asking for the replay on the enabled webhook parks it for the bounded-rate release.
+    assert_eq!(
+        patch_webhook(
+            &app,
+            &path,
+            json!({ "enabled": true, "replaySkipped": true })
+        )
+        .await
+        .status(),
+        204
+    );
+    let replayed = delivery_detail(&app, &id, eid).await;
+    assert_eq!(replayed["status"], "PARKED", "{replayed}");
+    assert_eq!(replayed["statusReason"], "replay_skipped");
+    let got = json_of(app.get(&path, &app.token("acme")).await, 200).await;
+    assert_eq!(got["health"]["parkedDeliveries"], 1, "{got}");
+}
+
+#[tokio::test]
+async fn creating_past_the_webhook_limit_is_422_naming_it_on_both_surfaces() {
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 2).await;
+    let a = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    app.webhook("acme", "https://example.com/b", &[SHIPPED])
+        .await;
+    let res = app
+        .create_webhook(
+            "acme",
+            json!({ "endpoint": "https://example.com/c", "events": [SHIPPED] }),
+        )
+        .await;
+    let body = assert_flex_error(res, 422, "ERR-CMR-0001").await;
+    let message = body["validations"]["webhooks"].as_str().expect("message");
+    assert!(
+        message.contains("limits.max_webhooks_per_brand") && message.contains(" 2 "),
+        "{message}"
+    );
+    assert!(
+        body["description"]
+            .as_str()
+            .expect("description")
+            .contains("limits.max_webhooks_per_brand"),
+        "{body}"
+    );
+    // The FDX surface: its input-validation code, in its shape and status.
+    let res = app
+        .client
+        .post(app.url("/v1/services/webhook"))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "eventName": "Order_Shipped", "url": "https://example.com/d" }))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_fdx_error(res, 400, "ERR-CMR-0001").await;
+    assert!(
+        body["errors"][0]["description"]
+            .as_str()
+            .expect("description")
+            .contains("limits.max_webhooks_per_brand"),
+        "{body}"
+    );
+    // The limit is per brand, and deleting one makes room.
+    app.webhook("other", "https://example.com/c", &[SHIPPED])
+        .await;
+    let res = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/acme/webhooks/{}",
+            a["id"].as_str().expect("id")
+        )))
+        .bearer_auth(app.token("acme"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 204);
+    app.webhook("acme", "https://example.com/c", &[SHIPPED])
+        .await;
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_webhook_limit() {
+    let app = spawn_app_with(|s| s.limits.max_webhooks_per_brand = 3).await;
+    let creates = (0..12).map(|i| {
+        let app = &app;
+        async move {
+            let body =
+                json!({ "endpoint": format!("https://example.com/{i}"), "events": [SHIPPED] });
+            app.create_webhook("acme", body).await.status().as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(creates).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201; 3].as_slice(), &[422; 9]].concat());
+    let list = json_of(app.get("/v1/acme/webhooks", &app.token("acme")).await, 200).await;
+    assert_eq!(list.as_array().expect("array").len(), 3);
 }
