@@ -235,8 +235,9 @@ pub struct WorkerSettings {
     /// backpressure. A delivery stops counting when its request starts (requests are bounded by
     /// the per-host and per-brand caps instead), so hanging requests never fill it.
     pub concurrency: usize,
-    /// Requests one worker has in flight to one destination host (`host:port`); work beyond
-    /// it is deferred. Also read as `max_in_flight_per_endpoint` (its former name).
+    /// Requests one worker has in flight for one brand to one destination host (`host:port`);
+    /// work beyond it is deferred. Each brand has its own share of a host. Also read as
+    /// `max_in_flight_per_endpoint` (its former name).
     #[serde(alias = "max_in_flight_per_endpoint")]
     pub max_in_flight_per_host: usize,
     /// Requests one worker has in flight for one brand, whatever the hosts; work beyond it is

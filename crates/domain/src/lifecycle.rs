@@ -99,6 +99,8 @@ pub mod reason {
     /// The delivery's message was dead-lettered or its worker was lost repeatedly while
     /// attempting it (a poison delivery): parked so it cannot take down worker after worker.
     pub const WORKER_LOST: &str = "worker_lost";
+    /// Skipped while the webhook was disabled; the brand asked for it when enabling it again.
+    pub const REPLAY_SKIPPED: &str = "replay_skipped";
 }
 
 /// How an attempt ended, as the lifecycle sees it.

@@ -342,7 +342,7 @@ pub async fn replay_skipped(
     )
     .set((
         deliveries::status.eq(hookline_domain::DeliveryStatus::Parked.as_str()),
-        deliveries::status_reason.eq(Some("replay_skipped")),
+        deliveries::status_reason.eq(Some(reason::REPLAY_SKIPPED)),
         deliveries::manual_retry.eq(false),
         deliveries::updated.eq(diesel::dsl::now),
     ))

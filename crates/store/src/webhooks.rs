@@ -20,12 +20,31 @@ use crate::{
     StoreError,
 };
 
+/// Creates a webhook. One created disabled starts in the health machine's `disabled` state
+/// with reason `manual`, exactly as if the brand had disabled it afterwards: ingest records its
+/// matching events as SKIPPED, and enabling it later is a real transition (a row left `healthy`
+/// with `enabled = false` could never be enabled, since enabling a healthy webhook changes
+/// nothing).
 pub async fn create(
     conn: &mut AsyncPgConnection,
     new: &NewWebhook<'_>,
 ) -> Result<Webhook, StoreError> {
+    let (health, reason, changed) = if new.enabled {
+        (HealthState::Healthy, None, None)
+    } else {
+        (
+            HealthState::Disabled,
+            Some(HealthReason::Manual.as_str()),
+            Some(Utc::now()),
+        )
+    };
     Ok(diesel::insert_into(w::webhooks)
-        .values(new)
+        .values((
+            new,
+            w::health.eq(health.as_str()),
+            w::health_reason.eq(reason),
+            w::health_changed.eq(changed),
+        ))
         .returning(Webhook::as_returning())
         .get_result(conn)
         .await?)
@@ -40,11 +59,6 @@ const WEBHOOK_CAP_LOCK: i32 = 0x686b_6c63;
 /// (`limits.max_webhooks_per_brand`), answering `None` at the cap. Counting and inserting happen
 /// in one transaction under a per-brand advisory lock, so concurrent creates cannot both see
 /// `max - 1` and both insert.
-///
-/// A webhook created disabled starts in the health machine's `disabled` state with reason
-/// `manual`, exactly as if the brand had disabled it afterwards: ingest records its matching
-/// events as SKIPPED, and enabling it later is a real transition (a row left `healthy` with
-/// `enabled = false` could never be enabled, since enabling a healthy webhook changes nothing).
 pub async fn create_capped(
     conn: &mut AsyncPgConnection,
     new: &NewWebhook<'_>,
@@ -60,26 +74,7 @@ pub async fn create_capped(
         if count(conn, new.brand_id).await? >= max {
             return Ok(None);
         }
-        let (health, reason, changed) = if new.enabled {
-            (HealthState::Healthy, None, None)
-        } else {
-            (
-                HealthState::Disabled,
-                Some(HealthReason::Manual.as_str()),
-                Some(Utc::now()),
-            )
-        };
-        let row = diesel::insert_into(w::webhooks)
-            .values((
-                new,
-                w::health.eq(health.as_str()),
-                w::health_reason.eq(reason),
-                w::health_changed.eq(changed),
-            ))
-            .returning(Webhook::as_returning())
-            .get_result(conn)
-            .await?;
-        Ok(Some(row))
+        Ok(Some(create(conn, new).await?))
     })
     .await
 }

@@ -1,6 +1,8 @@
-//! Tenant isolation inside one worker: requests in flight are capped per brand and per
-//! destination host (`host:port`), so a brand's slow, hanging or failing endpoints can use only
-//! its own share of the worker.
+//! Tenant isolation inside one worker: requests in flight are capped per brand and, within a
+//! brand, per destination host (`host:port`), so a brand's slow, hanging or failing endpoints
+//! can use only its own share of the worker. The host budget is the brand's own: two brands
+//! whose webhooks point at one shared host (a SaaS inbox, an automation platform) do not share
+//! it, so one brand's hanging endpoints there cannot defer the other's deliveries.
 //!
 //! A delivery needs a slot of its brand and a slot of its host. When either is full:
 //! - if that budget is making progress and a slot is expected within the wait window (the
@@ -32,11 +34,11 @@ use tokio::{
     time::Instant,
 };
 
-/// Which budget.
+/// Which budget: a brand's, or a brand's share of one host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Brand(String),
-    Host(String),
+    Host { brand: String, host: String },
 }
 
 /// One budget: its slots, who waits for them, and how fast slots are freed.
@@ -97,13 +99,17 @@ impl Gate {
     }
 
     /// Whether one more waiter would likely get a slot within `window`: the waiters ahead of
-    /// it, one slot each, at the recent pace (before any pace is known, as many as the budget
-    /// has slots).
+    /// it, one slot each, at the recent pace. Never more waiters than the budget has slots: a
+    /// waiter holds one of the worker's queue permits, so one brand's waiters can take at most
+    /// its own share of them, however fast its endpoints answer.
     fn can_wait(&self, window: Duration) -> bool {
         let ahead = self.waiting.load(Ordering::Relaxed);
+        if ahead >= self.max {
+            return false;
+        }
         match self.progress().interval {
             Some(interval) => interval.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) <= window,
-            None => ahead < self.max,
+            None => true,
         }
     }
 }
@@ -176,7 +182,7 @@ impl Budgets {
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
         let max = match key {
             Key::Brand(_) => self.per_brand,
-            Key::Host(_) => self.per_host,
+            Key::Host { .. } => self.per_host,
         };
         gates
             .entry(key.clone())
@@ -186,12 +192,19 @@ impl Budgets {
 
     fn keys(brand: &str, host: &str) -> [Key; 2] {
         // Always brand, then host: every delivery takes its slots in the same order.
-        [Key::Brand(brand.to_owned()), Key::Host(host.to_owned())]
+        [
+            Key::Brand(brand.to_owned()),
+            Key::Host {
+                brand: brand.to_owned(),
+                host: host.to_owned(),
+            },
+        ]
     }
 
-    /// ±20 % so deferred work does not come back all at once.
+    /// ±50 %: deferred work comes back spread over a whole delay rather than as one burst
+    /// that would queue ahead of other brands' messages.
     fn jittered(d: Duration) -> Duration {
-        d.mul_f64(rand::rng().random_range(0.8..=1.2))
+        d.mul_f64(rand::rng().random_range(0.5..=1.5))
     }
 
     /// Both slots now, or why not.
@@ -212,10 +225,10 @@ impl Budgets {
                         Busy::Defer(Self::jittered(
                             stalled.clamp(self.defer_delay, self.defer_max),
                         ))
-                    } else if gate.waiting.load(Ordering::Relaxed) >= gate.max {
-                        Busy::Defer(Self::jittered(self.defer_delay))
-                    } else {
+                    } else if gate.can_wait(self.defer_delay) {
                         Busy::Wait(self.defer_delay)
+                    } else {
+                        Busy::Defer(Self::jittered(self.defer_delay))
                     });
                 }
             }
@@ -254,9 +267,12 @@ impl Budgets {
         self.in_flight(&Key::Brand(brand.to_owned()))
     }
 
-    /// Requests in flight to a `host:port` (tests, metrics).
-    pub fn host_in_flight(&self, host: &str) -> usize {
-        self.in_flight(&Key::Host(host.to_owned()))
+    /// Requests in flight for a brand to a `host:port` (tests, metrics).
+    pub fn host_in_flight(&self, brand: &str, host: &str) -> usize {
+        self.in_flight(&Key::Host {
+            brand: brand.to_owned(),
+            host: host.to_owned(),
+        })
     }
 
     fn in_flight(&self, key: &Key) -> usize {
@@ -266,11 +282,12 @@ impl Budgets {
 }
 
 impl Slot {
+    /// The in-flight gauge of each host gets one more request (every brand's together: the
+    /// metric is per host, never per URL, whose path or query may hold a token).
     fn report(&self) {
-        for (key, gate, _) in &self.held {
-            if let Key::Host(host) = key {
-                metrics::gauge!(names::IN_FLIGHT, "host" => host.clone())
-                    .set(gate.in_flight() as f64);
+        for (key, _, _) in &self.held {
+            if let Key::Host { host, .. } = key {
+                metrics::gauge!(names::IN_FLIGHT, "host" => host.clone()).increment(1.0);
             }
         }
     }
@@ -290,9 +307,8 @@ impl Drop for Slot {
             if self.complete {
                 gate.freed(now);
             }
-            if let Key::Host(host) = &key {
-                metrics::gauge!(names::IN_FLIGHT, "host" => host.clone())
-                    .set(gate.in_flight() as f64);
+            if let (Key::Host { host, .. }, true) = (&key, self.complete) {
+                metrics::gauge!(names::IN_FLIGHT, "host" => host.clone()).decrement(1.0);
             }
             // Forget idle budgets so the map only holds what is in use. Under the map's lock
             // every holder of a gate went through the map, so the count is exact: the map and
@@ -327,12 +343,18 @@ mod tests {
         let b = budgets();
         let a1 = b.try_acquire("a", "h1:443").expect("slot");
         let a2 = b.try_acquire("a", "h1:443").expect("slot");
-        assert!(b.try_acquire("a", "h1:443").is_err(), "host h1 is full");
-        assert!(b.try_acquire("z", "h1:443").is_err(), "whoever the brand");
+        assert!(b.try_acquire("a", "h1:443").is_err(), "brand a's share of h1 is full");
+        let z = b
+            .try_acquire("z", "h1:443")
+            .expect("brand z's share of the same host is its own");
         let a3 = b.try_acquire("a", "h2:443").expect("another host");
         assert!(b.try_acquire("a", "h3:443").is_err(), "brand a is full");
         assert!(b.try_acquire("z", "h3:443").is_ok(), "other brands are not");
-        assert_eq!((b.brand_in_flight("a"), b.host_in_flight("h1:443")), (3, 2));
+        assert_eq!(
+            (b.brand_in_flight("a"), b.host_in_flight("a", "h1:443")),
+            (3, 2)
+        );
+        drop(z);
         drop((a1, a2, a3));
         assert_eq!(b.brand_in_flight("a"), 0);
         assert!(
@@ -367,7 +389,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         match b.try_acquire("a", "h:1") {
             Err(Busy::Defer(d)) => assert!(
-                d >= Duration::from_millis(1600) && d <= Duration::from_millis(2400),
+                d >= Duration::from_millis(1000) && d <= Duration::from_millis(3000),
                 "{d:?}"
             ),
             other => panic!("expected a deferral, got {other:?}"),

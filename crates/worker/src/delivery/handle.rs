@@ -226,8 +226,19 @@ impl Handler {
             outcomes.extend(keys.iter().map(|_| Outcome::Parked(why)));
         }
 
-        // Each event's body once, then a slot per delivery or a deferral.
-        let metas: Vec<_> = to_send.iter().map(|j| &j.event).collect();
+        // A slot per delivery or a deferral; then each admitted event's body, once.
+        let now = Utc::now();
+        let mut deferred: Vec<(DeliveryMessage, Duration)> = Vec::new();
+        let mut admitted = Vec::with_capacity(to_send.len());
+        for job in to_send {
+            let host = host_of(&job.webhook.endpoint);
+            match self.budgets.try_acquire(&job.webhook.brand_id, &host) {
+                Ok(slot) => admitted.push((job, host, Admission::Now(slot))),
+                Err(Busy::Wait(wait)) => admitted.push((job, host, Admission::Wait(wait))),
+                Err(Busy::Defer(delay)) => deferred.push((key(&job), delay)),
+            }
+        }
+        let metas: Vec<_> = admitted.iter().map(|(j, _, _)| &j.event).collect();
         let bodies = match self.bodies.load(&mut conn, &metas).await {
             Ok(bodies) => bodies,
             Err(e) => {
@@ -238,24 +249,13 @@ impl Handler {
                 return Ok(outcomes);
             }
         };
-        let now = Utc::now();
-        let mut deferred: Vec<(DeliveryMessage, Duration)> = Vec::new();
-        let mut sends = Vec::with_capacity(to_send.len());
-        for job in to_send {
+        let mut sends = Vec::with_capacity(admitted.len());
+        for (job, host, admission) in admitted {
             let body = match bodies.get(&job.event.id) {
                 Some(Loaded::Body(body)) => Ok(body.clone()),
                 Some(Loaded::Invalid(e)) => Err(e.clone()),
                 Some(Loaded::NoRoom) | None => {
                     deferred.push((key(&job), self.defer_delay));
-                    continue;
-                }
-            };
-            let host = host_of(&job.webhook.endpoint);
-            let admission = match self.budgets.try_acquire(&job.webhook.brand_id, &host) {
-                Ok(slot) => Admission::Now(slot),
-                Err(Busy::Wait(wait)) => Admission::Wait(wait),
-                Err(Busy::Defer(delay)) => {
-                    deferred.push((key(&job), delay));
                     continue;
                 }
             };
