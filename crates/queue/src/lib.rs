@@ -5,6 +5,11 @@
 //! a message that is lost with the broker is re-published by the worker's scheduler when its
 //! lease runs out, and a repeated one is dropped by the worker.
 //!
+//! A message the broker has handed out more than [`DELIVERY_LIMIT`] times without an
+//! acknowledgement — typically because it kills each worker that takes it — is dead-lettered
+//! to a queue of its own ([`Names::dead_queue`]), where the worker parks its deliveries
+//! instead of handing it to the next worker.
+//!
 //! Layout: everything is in this file; it is small.
 
 use std::time::Duration;
@@ -17,10 +22,12 @@ use lapin::{
         ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
         QueueDeleteOptions,
     },
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable},
-    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind,
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ErrorKind, ExchangeKind,
 };
 use tokio::sync::Mutex;
+use tracing::warn;
 
 /// The routing key of delivery messages.
 const ROUTING_KEY: &str = "delivery";
@@ -28,6 +35,17 @@ const ROUTING_KEY: &str = "delivery";
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may take before the caller hears the broker is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many times the delivery queue hands a message out again after it came back
+/// unacknowledged (`x-delivery-limit`) before dead-lettering it. A worker acknowledges a
+/// message as soon as its deliveries are taken in Postgres, so a message comes back when a
+/// worker died holding it or lost its channel — or, on RabbitMQ before 4.3, where every return
+/// counts, when a worker requeued it after a database error. Five returns in a row are no
+/// longer bad luck: the message is most likely what kills the workers, and without a limit it
+/// would take down every worker in turn, forever. Small, since each return may have cost a
+/// worker; not 1 or 2, so a rolling restart or a dropped connection does not dead-letter
+/// healthy work.
+pub const DELIVERY_LIMIT: i32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -45,6 +63,11 @@ pub enum QueueError {
 pub struct Names {
     pub exchange: String,
     pub queue: String,
+    /// The delivery queue's dead-letter exchange (fanout): where messages go once they exceed
+    /// [`DELIVERY_LIMIT`].
+    pub dead_exchange: String,
+    /// The one queue bound to [`Names::dead_exchange`].
+    pub dead_queue: String,
 }
 
 impl Names {
@@ -52,6 +75,8 @@ impl Names {
         Names {
             exchange: format!("{prefix}.deliveries"),
             queue: format!("{prefix}.deliveries"),
+            dead_exchange: format!("{prefix}.deliveries.dead"),
+            dead_queue: format!("{prefix}.deliveries.dead"),
         }
     }
 }
@@ -66,9 +91,77 @@ pub async fn connect(url: &str) -> Result<Connection, QueueError> {
     .map_err(QueueError::from)
 }
 
-/// Declares the exchange, the queue and their binding. Idempotent: whichever process starts
-/// first creates them; the others' declarations are no-ops.
-pub async fn declare(channel: &Channel, names: &Names) -> Result<(), QueueError> {
+/// The arguments every queue of ours is declared with.
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    // Quorum queues replicate and survive broker restarts; they need durable = true. They are
+    // also the queue type that counts deliveries (`x-delivery-limit`).
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Whether the broker refused a declaration because the entity exists with other arguments
+/// (channel error 406 PRECONDITION_FAILED; the broker closes the channel).
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
+    )
+}
+
+/// Declares the topology on a new channel of `conn` and returns a channel to go on with:
+/// the dead-letter exchange and queue, then the delivery exchange and queue and their binding.
+/// Idempotent: whichever process starts first creates them; the others' declarations are
+/// no-ops.
+///
+/// A delivery queue declared by an earlier version (without the delivery limit) cannot be
+/// given new arguments: the broker refuses with 406 and closes the channel. Then the queue is
+/// used as it is, through a new channel, with a warning telling the operator how to set the
+/// limit with a policy — failing here would stop every worker and API until someone deletes a
+/// queue full of messages.
+pub async fn declare(conn: &Connection, names: &Names) -> Result<Channel, QueueError> {
+    let mut channel = conn.create_channel().await?;
+    // The dead-letter side first, so the delivery queue's dead-letter exchange always exists.
+    channel
+        .exchange_declare(
+            names.dead_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    // No delivery limit here: its consumer requeues while the database is down, and a message
+    // dropped from this queue would leave its deliveries to loop through the workers again.
+    channel
+        .queue_declare(
+            names.dead_queue.as_str().into(),
+            durable_queue(),
+            quorum_args(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            names.dead_queue.as_str().into(),
+            names.dead_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     channel
         .exchange_declare(
             names.exchange.as_str().into(),
@@ -80,22 +173,52 @@ pub async fn declare(channel: &Channel, names: &Names) -> Result<(), QueueError>
             FieldTable::default(),
         )
         .await?;
-    let mut args = FieldTable::default();
-    // Quorum queues replicate and survive broker restarts; they need durable = true.
+    let mut args = quorum_args();
     args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(DELIVERY_LIMIT),
     );
-    channel
-        .queue_declare(
-            names.queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await?;
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(names.dead_exchange.as_str().into()),
+    );
+    match channel
+        .queue_declare(names.queue.as_str().into(), durable_queue(), args)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_precondition_failed(&e) => {
+            let policy = format!(
+                "rabbitmqctl set_policy {name}-limit '^{pattern}$' \
+                 '{{\"delivery-limit\":{DELIVERY_LIMIT},\"dead-letter-exchange\":\"{dead}\"}}' \
+                 --apply-to queues",
+                name = names.queue,
+                pattern = regex_escape(&names.queue),
+                dead = names.dead_exchange,
+            );
+            warn!(
+                queue = %names.queue,
+                broker = %e,
+                %policy,
+                "the delivery queue predates its delivery limit (queue arguments cannot change): \
+                 the limit is not in force on this queue, so a message that kills every worker \
+                 taking it is redelivered forever; set it with the RabbitMQ policy `{policy}`",
+            );
+            // The broker closed the channel that got the 406.
+            channel = conn.create_channel().await?;
+            channel
+                .queue_declare(
+                    names.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..durable_queue()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     channel
         .queue_bind(
             names.queue.as_str().into(),
@@ -105,22 +228,35 @@ pub async fn declare(channel: &Channel, names: &Names) -> Result<(), QueueError>
             FieldTable::default(),
         )
         .await?;
-    Ok(())
+    Ok(channel)
+}
+
+/// `name` as a policy pattern (a regular expression) matching only itself.
+fn regex_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Removes the topology (tests clean up after themselves).
 pub async fn delete_topology(url: &str, names: &Names) -> Result<(), QueueError> {
     let conn = connect(url).await?;
     let channel = conn.create_channel().await?;
-    channel
-        .queue_delete(names.queue.as_str().into(), QueueDeleteOptions::default())
-        .await?;
-    channel
-        .exchange_delete(
-            names.exchange.as_str().into(),
-            ExchangeDeleteOptions::default(),
-        )
-        .await?;
+    for queue in [&names.queue, &names.dead_queue] {
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await?;
+    }
+    for exchange in [&names.exchange, &names.dead_exchange] {
+        channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
     let _ = conn.close(200, "bye".into()).await;
     Ok(())
 }
@@ -132,14 +268,34 @@ pub async fn consume(
     prefetch: u16,
     tag: &str,
 ) -> Result<(Channel, Consumer), QueueError> {
-    let channel = conn.create_channel().await?;
-    declare(&channel, names).await?;
+    consume_from(conn, names, &names.queue, prefetch, tag).await
+}
+
+/// A consumer on the dead-letter queue ([`Names::dead_queue`]) with `prefetch` unacknowledged
+/// messages at most. Declares the whole topology, like [`consume`].
+pub async fn consume_dead(
+    conn: &Connection,
+    names: &Names,
+    prefetch: u16,
+    tag: &str,
+) -> Result<(Channel, Consumer), QueueError> {
+    consume_from(conn, names, &names.dead_queue, prefetch, tag).await
+}
+
+async fn consume_from(
+    conn: &Connection,
+    names: &Names,
+    queue: &str,
+    prefetch: u16,
+    tag: &str,
+) -> Result<(Channel, Consumer), QueueError> {
+    let channel = declare(conn, names).await?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
     let consumer = channel
         .basic_consume(
-            names.queue.as_str().into(),
+            queue.into(),
             tag.into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -185,8 +341,7 @@ impl Publisher {
 
     async fn open(&self) -> Result<Link, QueueError> {
         let conn = connect(&self.url).await?;
-        let channel = conn.create_channel().await?;
-        declare(&channel, &self.names).await?;
+        let channel = declare(&conn, &self.names).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

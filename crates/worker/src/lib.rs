@@ -10,6 +10,8 @@
 //! - [`startup`]: [`Worker`] — build from settings, run until a shutdown token fires;
 //! - [`consumer`]: the queue loop (concurrency, acknowledgements, graceful drain);
 //! - [`scheduler`]: publishes due retries and expired leases;
+//! - [`dead_letter`]: parks the deliveries of messages the queue dead-lettered after they
+//!   came back unacknowledged too often (a message that kills the workers taking it);
 //! - [`delivery`]: one delivery — the signed request, the guarded client, the per-brand and
 //!   per-host budgets, shared event bodies, and the handler returning an outcome;
 //! - [`endpoints`]: endpoint health — degrading, probing, disabling, releasing parked work,
@@ -18,6 +20,7 @@
 
 pub mod backoff;
 pub mod consumer;
+pub mod dead_letter;
 pub mod delivery;
 pub mod endpoints;
 pub mod health;
