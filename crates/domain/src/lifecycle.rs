@@ -743,6 +743,69 @@ mod tests {
         assert_eq!((next.state, t), (HealthState::Healthy, None));
     }
 
+    /// Every state against every input: a reported transition always matches the state
+    /// entered, no state changes without one, and only `Enable` leaves `disabled`.
+    #[test]
+    fn every_state_and_input_is_consistent() {
+        let now = Utc::now();
+        let p = policy();
+        let inputs = [
+            FAILED,
+            DELIVERED,
+            PROBE_FAILED,
+            PROBE_DELIVERED,
+            GONE,
+            HealthInput::ProbeDue,
+            HealthInput::Disable,
+            HealthInput::Enable,
+        ];
+        for state in HealthState::ALL {
+            for failures in [0, 2, 3, 9] {
+                for age in [1, 3600] {
+                    let mut before = failing(state, failures, age, now);
+                    if state == HealthState::Disabled {
+                        before.reason = Some(HealthReason::Manual);
+                    }
+                    for input in inputs {
+                        let (after, t) = transition(&before, input, &p, now);
+                        match t {
+                            Some(Transition::Degraded) => {
+                                assert_eq!(after.state, HealthState::Degraded);
+                                assert_eq!(before.state, HealthState::Healthy);
+                            }
+                            Some(Transition::Recovered) => {
+                                assert_eq!(after, Health::healthy());
+                                assert_eq!(before.state, HealthState::Degraded);
+                            }
+                            Some(Transition::Enabled) => {
+                                assert_eq!(after, Health::healthy());
+                                assert_eq!(before.state, HealthState::Disabled);
+                            }
+                            Some(Transition::Disabled(reason)) => {
+                                assert_eq!(after.state, HealthState::Disabled);
+                                assert_eq!(after.reason, Some(reason));
+                                assert_ne!(before.state, HealthState::Disabled);
+                            }
+                            None => assert_eq!(after.state, before.state, "{input:?}"),
+                        }
+                        if before.state == HealthState::Disabled {
+                            assert!(
+                                after.state == HealthState::Disabled
+                                    || input == HealthInput::Enable
+                            );
+                        }
+                        if after.state == HealthState::Degraded {
+                            assert!(
+                                after.next_probe_at.is_some(),
+                                "a degraded endpoint is probed"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn manual_disable_and_enable_from_every_state() {
         let now = Utc::now();

@@ -252,22 +252,23 @@ pub async fn claim_probe(
     lease: Duration,
 ) -> Result<Option<DeliveryMessage>, StoreError> {
     let rows: Vec<Probed> = prepared::statement(
-        "WITH w AS ( \
+        // One UPDATE of the webhook row: two in one statement would leave only one of them.
+        "WITH pick AS ( \
+             SELECT webhook_id, event_id FROM deliveries \
+             WHERE webhook_id = $1 AND status = 'PARKED' \
+             ORDER BY event_id LIMIT 1 FOR UPDATE SKIP LOCKED \
+         ), w AS ( \
              UPDATE webhooks SET next_probe_at = now() + \
-                 coalesce(probe_interval_ms, 30000) * interval '1 millisecond' \
+                 coalesce(probe_interval_ms, 30000) * interval '1 millisecond', \
+                 probe_event_id = (SELECT event_id FROM pick) \
              WHERE id = $1 AND health = 'degraded' AND next_probe_at <= now() \
-             RETURNING id \
-         ), pick AS ( \
-             SELECT d.webhook_id, d.event_id FROM deliveries d JOIN w ON w.id = d.webhook_id \
-             WHERE d.status = 'PARKED' ORDER BY d.event_id LIMIT 1 FOR UPDATE OF d SKIP LOCKED \
-         ), probe AS ( \
-             UPDATE webhooks SET probe_event_id = pick.event_id FROM pick \
-             WHERE webhooks.id = pick.webhook_id \
+             RETURNING id, probe_event_id \
          ) \
          UPDATE deliveries d SET status = 'PENDING', status_reason = NULL, \
              next_attempt_at = now(), leased_until = now() + $2 * interval '1 millisecond', \
              attempting = false, updated = now() \
-         FROM pick WHERE d.webhook_id = pick.webhook_id AND d.event_id = pick.event_id \
+         FROM w WHERE d.webhook_id = w.id AND d.event_id = w.probe_event_id \
+             AND d.status = 'PARKED' \
          RETURNING d.webhook_id, d.event_id",
     )
     .bind::<SqlUuid, _>(webhook_id)

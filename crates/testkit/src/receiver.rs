@@ -193,12 +193,16 @@ async fn answer(
         })
         .unwrap_or_default();
     let n = state.seen.fetch_add(1, Ordering::SeqCst);
-    state.received.lock().expect("receiver lock").push(Received {
-        headers,
-        body,
-        path,
-        at: Instant::now(),
-    });
+    state
+        .received
+        .lock()
+        .expect("receiver lock")
+        .push(Received {
+            headers,
+            body,
+            path,
+            at: Instant::now(),
+        });
     let status = match state.mode {
         Mode::Succeed => 200,
         Mode::FailFirst { n: fails, status } if n < fails => status,

@@ -185,8 +185,8 @@ impl State {
 }
 
 /// Handles one message and settles it with the broker: ack once its deliveries are taken in
-/// Postgres; when the database could not be reached to take them, requeue (after a pause) so
-/// they are tried again.
+/// Postgres. While the database is unreachable the message is held (the take is retried); only
+/// when the worker stops meanwhile does it go back to the queue.
 async fn process(
     handler: &Handler,
     messages: &[DeliveryMessage],
@@ -204,10 +204,10 @@ async fn process(
         });
     };
     if let Err(e) = handler
-        .handle_message(messages, Some(permits), ack, stop)
+        .handle_message(messages, Some(permits), true, ack, stop)
         .await
     {
-        warn!(error = %e, "database unavailable; the message goes back to the queue");
+        warn!(error = %e, "stopping with the database unavailable; the message goes back to the queue");
         tokio::time::sleep(REQUEUE_DELAY).await;
         let requeue = BasicNackOptions {
             requeue: true,

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::{
     backoff::Backoff,
     consumer::{self, ConsumerConfig},
+    dead_letter,
     delivery::{body::Bodies, budget::Budgets, handle::Handler, send::Sender},
     endpoints::Endpoints,
     health,
@@ -157,6 +158,12 @@ impl Worker {
                 },
                 shutdown.clone(),
             );
+            let dead_letter = dead_letter::run(
+                pool.clone(),
+                amqp_url.clone(),
+                names.clone(),
+                shutdown.clone(),
+            );
             let consumer = consumer::run(
                 handler,
                 ConsumerConfig {
@@ -169,7 +176,7 @@ impl Worker {
                 },
                 shutdown.clone(),
             );
-            tokio::join!(scheduler, consumer);
+            tokio::join!(scheduler, consumer, dead_letter);
         };
         // Polled here rather than spawned, so dropping this future stops everything.
         tokio::join!(health, work);

@@ -58,10 +58,9 @@ impl WorkerProcess {
                     "error"
                 },
             )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdin(Stdio::null());
         if std::env::var_os("TEST_LOG").is_none() {
-            command.stderr(Stdio::null());
+            command.stdout(Stdio::null()).stderr(Stdio::null());
         }
         for (k, v) in env {
             command.env(k, v);
@@ -138,6 +137,23 @@ impl Env {
         }
     }
 
+    /// Waits (bounded) until no delivery of `brand` is still as ingest left it.
+    async fn wait_until_all_handled(&self, brand: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut conn = self.pool.get().await.expect("conn");
+            let untouched = hookline_store::testing::untouched_deliveries(&mut conn, brand).await;
+            if untouched == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{untouched} deliveries of {brand} were never taken"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn webhook(&self, brand: &str, endpoint: &str) -> Uuid {
         let mut conn = self.pool.get().await.expect("conn");
         webhooks::create(
@@ -159,7 +175,9 @@ impl Env {
     /// Stores events of `brand` in one statement and hands their deliveries to the dispatcher,
     /// as the API's ingest does.
     async fn publish(&self, brand: &str, payloads: &[serde_json::Value]) -> Vec<Ingested> {
-        let types = EventType::parse(SHIPPED).expect("type").ancestors_and_self();
+        let types = EventType::parse(SHIPPED)
+            .expect("type")
+            .ancestors_and_self();
         let news: Vec<NewEvent> = payloads
             .iter()
             .map(|payload| NewEvent {
@@ -243,11 +261,13 @@ async fn healthy_brand_beside(hostile: Hostile, events: usize, rate: f64) -> Vec
         let payloads: Vec<_> = (0..100).map(|i| json!({ "n": chunk * 100 + i })).collect();
         env.publish("hostile", &payloads).await;
     }
-    // A's deliveries reach its endpoints first (they are outstanding, or already failing).
+    // A's deliveries reach its endpoints first, and the worker has had each of them in hand:
+    // in flight, deferred, failing or parked — outstanding, not merely queued.
     let first = hostile_receivers
         .iter()
         .map(|r| r.wait_for(1, Duration::from_secs(30)));
     futures::future::join_all(first).await;
+    env.wait_until_all_handled("hostile").await;
 
     // B publishes at a steady rate; each event remembers when it was published.
     let env = Arc::new(env);
@@ -269,13 +289,30 @@ async fn healthy_brand_beside(hostile: Hostile, events: usize, rate: f64) -> Vec
         published.insert(id.to_string(), at);
     }
     let received = healthy.wait_for(events, Duration::from_secs(5)).await;
-    let mut latencies: Vec<Duration> = received
+    let timed: Vec<(Duration, Duration)> = received
         .iter()
         .filter_map(|r| {
             let sent = published.get(r.header("webhook-id"))?;
-            Some(r.at.saturating_duration_since(*sent))
+            Some((
+                sent.saturating_duration_since(started),
+                r.at.saturating_duration_since(*sent),
+            ))
         })
         .collect();
+    // The slowest delivery of each second of publishing (shown with --nocapture).
+    let mut worst = [Duration::ZERO; 64];
+    for (offset, latency) in &timed {
+        let s = usize::try_from(offset.as_secs()).unwrap_or(63).min(63);
+        worst[s] = worst[s].max(*latency);
+    }
+    let seconds = usize::try_from((events as f64 / rate).ceil() as u64)
+        .unwrap_or(1)
+        .min(64);
+    eprintln!(
+        "{hostile:?}: slowest per second of publishing: {:?}",
+        &worst[..seconds]
+    );
+    let mut latencies: Vec<Duration> = timed.into_iter().map(|(_, l)| l).collect();
     assert_eq!(
         latencies.len(),
         events,

@@ -48,6 +48,8 @@ struct Gate {
     max: usize,
     waiting: AtomicUsize,
     progress: Mutex<Progress>,
+    /// Deliveries deferred recently, and since when they are counted.
+    deferred: Mutex<(usize, Instant)>,
 }
 
 /// How a stalled budget is told from a busy one, and how long a waiter would wait.
@@ -69,7 +71,19 @@ impl Gate {
                 last: Instant::now(),
                 interval: None,
             }),
+            deferred: Mutex::new((0, Instant::now())),
         }
+    }
+
+    /// Counts one more deferral and says how much pressure the budget is under: the
+    /// deliveries deferred within the last `window`, in multiples of its slots.
+    fn defer_pressure(&self, now: Instant, window: Duration) -> f64 {
+        let mut d = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.saturating_duration_since(d.1) > window {
+            *d = (0, now);
+        }
+        d.0 += 1;
+        d.0 as f64 / self.max as f64
     }
 
     fn in_flight(&self) -> usize {
@@ -108,7 +122,9 @@ impl Gate {
             return false;
         }
         match self.progress().interval {
-            Some(interval) => interval.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) <= window,
+            Some(interval) => {
+                interval.saturating_mul(u32::try_from(ahead + 1).unwrap_or(u32::MAX)) <= window
+            }
             None => true,
         }
     }
@@ -221,15 +237,18 @@ impl Budgets {
                 Ok(permit) => slot.held.push((key, gate, permit)),
                 Err(_) => {
                     let stalled = gate.stalled_for(now);
-                    return Err(if stalled >= self.stall {
-                        Busy::Defer(Self::jittered(
-                            stalled.clamp(self.defer_delay, self.defer_max),
-                        ))
-                    } else if gate.can_wait(self.defer_delay) {
-                        Busy::Wait(self.defer_delay)
-                    } else {
-                        Busy::Defer(Self::jittered(self.defer_delay))
-                    });
+                    if stalled < self.stall && gate.can_wait(self.defer_delay) {
+                        return Err(Busy::Wait(self.defer_delay));
+                    }
+                    // Deferred for as long as the budget has been stalled, and longer the more
+                    // work it already turned away: a brand with thousands of deliveries behind
+                    // a hanging endpoint has them offered again spread over many seconds, not
+                    // all at once every `defer_delay`.
+                    let pressure = gate.defer_pressure(now, self.defer_max);
+                    let delay = stalled
+                        .max(self.defer_delay.mul_f64(1.0 + pressure))
+                        .clamp(self.defer_delay, self.defer_max);
+                    return Err(Busy::Defer(Self::jittered(delay)));
                 }
             }
         }
@@ -343,7 +362,10 @@ mod tests {
         let b = budgets();
         let a1 = b.try_acquire("a", "h1:443").expect("slot");
         let a2 = b.try_acquire("a", "h1:443").expect("slot");
-        assert!(b.try_acquire("a", "h1:443").is_err(), "brand a's share of h1 is full");
+        assert!(
+            b.try_acquire("a", "h1:443").is_err(),
+            "brand a's share of h1 is full"
+        );
         let z = b
             .try_acquire("z", "h1:443")
             .expect("brand z's share of the same host is its own");

@@ -174,13 +174,48 @@ impl Handler {
         }
     }
 
-    /// [`Handler::handle_message`] without queue permits or acknowledgement.
+    /// [`Handler::handle_message`] without queue permits or acknowledgement, and without
+    /// waiting for an unreachable database.
     pub async fn handle_batch(
         &self,
         messages: &[DeliveryMessage],
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
-        self.handle_message(messages, None, || {}, stop).await
+        self.handle_message(messages, None, false, || {}, stop)
+            .await
+    }
+
+    /// Takes the deliveries of `messages`. With `wait`, an unreachable database is waited for
+    /// (with backoff, until `stop`): the message stays unacknowledged meanwhile instead of going
+    /// back to the queue, where every return counts toward the queue's delivery limit and an
+    /// outage would dead-letter healthy messages.
+    async fn take(
+        &self,
+        messages: &[DeliveryMessage],
+        wait: bool,
+        stop: &CancellationToken,
+    ) -> Result<(hookline_store::PooledConn, worker_queries::Taken), StoreError> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            let taken = async {
+                let mut conn = self.pool.get().await?;
+                let batch =
+                    worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease)
+                        .await?;
+                Ok::<_, StoreError>((conn, batch))
+            }
+            .await;
+            match taken {
+                Err(e) if wait && e.is_unavailable() && !stop.is_cancelled() => {
+                    warn!(error = %e, "database unavailable; holding the message until it returns");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                        () = stop.cancelled() => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Handles the deliveries of one queue message: takes them all in one statement (then
@@ -190,21 +225,21 @@ impl Handler {
     /// backpressure, one per pointer: each delivery gives its own back when its request starts
     /// or it is otherwise settled. Returns once every delivery is settled.
     ///
-    /// An error before `taken` means the database could not be reached and nothing was taken;
-    /// after it, what failed is logged and left to the leases (the scheduler re-publishes).
+    /// An error before `taken` means the database could not be reached and nothing was taken
+    /// (with `wait_for_database`, only once `stop` fired); after it, what failed is logged and
+    /// left to the leases (the scheduler re-publishes).
     pub async fn handle_message(
         &self,
         messages: &[DeliveryMessage],
         mut permits: Option<OwnedSemaphorePermit>,
+        wait_for_database: bool,
         taken: impl FnOnce(),
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
         // A connection is held only around queries, never across requests: the pool is much
         // smaller than the number of requests in flight.
+        let (mut conn, batch) = self.take(messages, wait_for_database, stop).await?;
         let taken_at = Instant::now();
-        let mut conn = self.pool.get().await?;
-        let batch =
-            worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease).await?;
         taken();
         let mut outcomes = Vec::with_capacity(messages.len());
         outcomes.extend(batch.gone.iter().map(|_| Outcome::Gone));

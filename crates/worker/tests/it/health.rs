@@ -73,7 +73,12 @@ async fn consecutive_failures_degrade_the_endpoint_and_park_its_deliveries_witho
     let monitor = Receiver::start(Mode::Succeed).await;
     // The failing webhook also subscribes to operational events: it must not hear of itself.
     let hook = env
-        .webhook(BRAND, &failing.url(), &[SHIPPED, "WEBHOOK_EVENTS"], "top_secret")
+        .webhook(
+            BRAND,
+            &failing.url(),
+            &[SHIPPED, "WEBHOOK_EVENTS"],
+            "top_secret",
+        )
         .await;
     let watcher = env
         .webhook(BRAND, &monitor.url(), &["WEBHOOK_EVENTS"], "top_secret")
@@ -88,7 +93,12 @@ async fn consecutive_failures_degrade_the_endpoint_and_park_its_deliveries_witho
         .await;
     let mut events = Vec::new();
     for i in 0..4 {
-        events.push(env.publish_event(BRAND, SHIPPED, json!({ "n": i })).await.event.id);
+        events.push(
+            env.publish_event(BRAND, SHIPPED, json!({ "n": i }))
+                .await
+                .event
+                .id,
+        );
     }
     let degraded = env.wait_health(hook.id, "degraded").await;
     assert_eq!(
@@ -112,7 +122,10 @@ async fn consecutive_failures_degrade_the_endpoint_and_park_its_deliveries_witho
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(a.status, "PARKED");
         assert_eq!(a.status_reason.as_deref(), Some("endpoint_degraded"));
-        assert_eq!(a.attempt_count, b.attempt_count, "a parked delivery uses no attempt");
+        assert_eq!(
+            a.attempt_count, b.attempt_count,
+            "a parked delivery uses no attempt"
+        );
         assert_eq!(a.next_attempt_at, None, "its retry clock is paused");
     }
     assert_eq!(failing.received().len(), requests, "nothing more was sent");
@@ -162,12 +175,22 @@ async fn a_probe_at_a_time_then_recovery_releases_parked_deliveries_at_a_bounded
         .await;
     let mut events = Vec::new();
     for i in 0..3 {
-        events.push(env.publish_event(BRAND, SHIPPED, json!({ "n": i })).await.event.id);
+        events.push(
+            env.publish_event(BRAND, SHIPPED, json!({ "n": i }))
+                .await
+                .event
+                .id,
+        );
     }
     env.wait_health(hook.id, "degraded").await;
     // Parked behind the degraded endpoint: 30 more.
     for i in 0..30 {
-        events.push(env.publish_event(BRAND, SHIPPED, json!({ "m": i })).await.event.id);
+        events.push(
+            env.publish_event(BRAND, SHIPPED, json!({ "m": i }))
+                .await
+                .event
+                .id,
+        );
     }
     let recovered = env.wait_health(hook.id, "healthy").await;
     assert_eq!(recovered.consecutive_failures, 0);
@@ -211,7 +234,10 @@ async fn a_probe_at_a_time_then_recovery_releases_parked_deliveries_at_a_bounded
             .then_some(types)
     })
     .await;
-    assert!(told.contains(&"WEBHOOK_EVENTS.DEGRADED".to_owned()), "{told:?}");
+    assert!(
+        told.contains(&"WEBHOOK_EVENTS.DEGRADED".to_owned()),
+        "{told:?}"
+    );
     worker.stop().await;
 }
 
@@ -220,9 +246,16 @@ async fn failing_for_the_whole_period_disables_the_webhook() {
     let env = TestEnv::new().await;
     let dead = Receiver::start(Mode::AlwaysFail { status: 502 }).await;
     let monitor = Receiver::start(Mode::Succeed).await;
-    let hook = env.webhook(BRAND, &dead.url(), &[SHIPPED], "top_secret").await;
-    env.webhook(BRAND, &monitor.url(), &["WEBHOOK_EVENTS.DISABLED"], "top_secret")
+    let hook = env
+        .webhook(BRAND, &dead.url(), &[SHIPPED], "top_secret")
         .await;
+    env.webhook(
+        BRAND,
+        &monitor.url(),
+        &["WEBHOOK_EVENTS.DISABLED"],
+        "top_secret",
+    )
+    .await;
     let worker = env
         .spawn_worker(|s| {
             s.health.failure_threshold = 2;
@@ -235,10 +268,18 @@ async fn failing_for_the_whole_period_disables_the_webhook() {
     let started = Instant::now();
     let mut events = Vec::new();
     for i in 0..3 {
-        events.push(env.publish_event(BRAND, SHIPPED, json!({ "n": i })).await.event.id);
+        events.push(
+            env.publish_event(BRAND, SHIPPED, json!({ "n": i }))
+                .await
+                .event
+                .id,
+        );
     }
     let disabled = env.wait_health(hook.id, "disabled").await;
-    assert!(started.elapsed() >= Duration::from_secs(2), "not before the period");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before the period"
+    );
     assert_eq!(
         disabled.health_reason.as_deref(),
         Some("consecutive_failures")
@@ -263,7 +304,9 @@ async fn failing_for_the_whole_period_disables_the_webhook() {
 async fn gone_disables_the_webhook_at_once() {
     let env = TestEnv::new().await;
     let gone = Receiver::start(Mode::AlwaysFail { status: 410 }).await;
-    let hook = env.webhook(BRAND, &gone.url(), &[SHIPPED], "top_secret").await;
+    let hook = env
+        .webhook(BRAND, &gone.url(), &[SHIPPED], "top_secret")
+        .await;
     // The retry is far off, so only the health machine decides what happens next.
     let worker = env
         .spawn_worker(|s| s.delivery.retry_schedule = "1h".into())
@@ -286,12 +329,22 @@ async fn disabling_skips_new_events_and_enabling_replays_them_only_when_asked() 
         .webhook(BRAND, &receiver.url(), &[SHIPPED], "top_secret")
         .await;
     // Owed when the brand disables it: parked, not failed.
-    let owed = env.ingest(BRAND, SHIPPED, json!({ "owed": true })).await.event.id;
+    let owed = env
+        .ingest(BRAND, SHIPPED, json!({ "owed": true }))
+        .await
+        .event
+        .id;
     env.set_enabled(hook.id, false, false).await;
     let (d, _) = env.delivery(hook.id, owed).await;
-    assert_eq!((d.status.as_str(), d.status_reason.as_deref()), ("PARKED", Some("webhook_disabled")));
+    assert_eq!(
+        (d.status.as_str(), d.status_reason.as_deref()),
+        ("PARKED", Some("webhook_disabled"))
+    );
     let w = env.webhook_row(hook.id).await;
-    assert_eq!((w.health.as_str(), w.health_reason.as_deref()), ("disabled", Some("manual")));
+    assert_eq!(
+        (w.health.as_str(), w.health_reason.as_deref()),
+        ("disabled", Some("manual"))
+    );
 
     // Events while disabled are on record as SKIPPED, never sent.
     let worker = env.spawn_worker(|_| {}).await;
@@ -302,7 +355,10 @@ async fn disabling_skips_new_events_and_enabling_replays_them_only_when_asked() 
         skipped.push(ingested.event.id);
     }
     for d in env.deliveries_of(hook.id, &skipped).await {
-        assert_eq!((d.status.as_str(), d.status_reason.as_deref()), ("SKIPPED", Some("webhook_disabled")));
+        assert_eq!(
+            (d.status.as_str(), d.status_reason.as_deref()),
+            ("SKIPPED", Some("webhook_disabled"))
+        );
     }
     {
         let mut conn = env.pool.get().await.expect("conn");
@@ -314,8 +370,10 @@ async fn disabling_skips_new_events_and_enabling_replays_them_only_when_asked() 
 
     // Enabled without replay: the parked one is resumed, the skipped stay skipped.
     env.set_enabled(hook.id, true, false).await;
-    env.wait_for(hook.id, owed, "the parked delivery resumed", |d, _| d.status == "SUCCESS")
-        .await;
+    env.wait_for(hook.id, owed, "the parked delivery resumed", |d, _| {
+        d.status == "SUCCESS"
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for d in env.deliveries_of(hook.id, &skipped).await {
         assert_eq!(d.status, "SKIPPED");
@@ -340,7 +398,12 @@ async fn a_delivery_that_runs_out_of_attempts_is_reported_to_the_brand() {
     let failing = Receiver::start(Mode::AlwaysFail { status: 500 }).await;
     let monitor = Receiver::start(Mode::Succeed).await;
     let hook = env
-        .webhook(BRAND, &failing.url(), &[SHIPPED, "WEBHOOK_EVENTS"], "top_secret")
+        .webhook(
+            BRAND,
+            &failing.url(),
+            &[SHIPPED, "WEBHOOK_EVENTS"],
+            "top_secret",
+        )
         .await;
     env.webhook(
         BRAND,

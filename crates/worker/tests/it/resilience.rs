@@ -195,7 +195,10 @@ async fn a_stopped_worker_hands_back_what_is_in_flight_and_another_delivers_it()
     let (delivery, attempts) = env.delivery(hook.id, event_id).await;
     assert_eq!(delivery.status, PENDING);
     assert!(attempts.is_empty());
-    assert_eq!(delivery.leased_until, None, "released for the scheduler");
+    // Released for the scheduler: due now. The stopping worker's own scheduler may already
+    // have claimed it again (a lease, and a message in the queue for the next worker) if its
+    // last round overlapped the hand-back; either way nobody is attempting it.
+    assert!(!delivery.attempting, "handed back");
     assert!(delivery.next_attempt_at.is_some_and(|at| at <= Utc::now()));
 
     let second = env.spawn_worker(|_| {}).await;
