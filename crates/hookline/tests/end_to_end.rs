@@ -251,8 +251,10 @@ async fn metrics_on_the_api_and_the_worker_move_while_events_flow() {
         r#"hookline_delivery_outcomes_total{outcome="success"}"#,
         "hookline_attempt_duration_seconds_bucket",
         "hookline_publish_to_first_attempt_seconds_bucket",
-        "hookline_in_flight_requests{endpoint=",
+        "hookline_in_flight_requests{host=",
         "hookline_deliveries_due",
+        r#"hookline_endpoints{state="healthy"}"#,
+        "hookline_parked_deliveries",
     ] {
         assert!(
             worker.contains(series),

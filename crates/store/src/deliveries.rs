@@ -127,20 +127,14 @@ pub struct HealthChanged {
 impl HealthChanged {
     /// The health as the domain's machine reads it (counters already include the group).
     pub fn health(&self) -> hookline_domain::Health {
-        hookline_domain::Health {
-            state: self
-                .health
-                .parse()
-                .unwrap_or(hookline_domain::HealthState::Healthy),
-            reason: self.health_reason.as_deref().and_then(|r| r.parse().ok()),
-            consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or(0),
-            failing_since: self.failing_since,
-            probe_interval: self
-                .probe_interval_ms
-                .and_then(|ms| u64::try_from(ms).ok())
-                .map(Duration::from_millis),
-            next_probe_at: self.next_probe_at,
-        }
+        crate::models::health_of(
+            &self.health,
+            self.health_reason.as_deref(),
+            self.consecutive_failures,
+            self.failing_since,
+            self.probe_interval_ms,
+            self.next_probe_at,
+        )
     }
 }
 

@@ -39,21 +39,40 @@ impl Webhook {
     /// The stored health as the domain's machine reads it. A value the machine does not know
     /// (never written by this version) reads as healthy rather than failing every read.
     pub fn health(&self) -> Health {
-        Health {
-            state: self.health_state(),
-            reason: self.health_reason.as_deref().and_then(|r| r.parse().ok()),
-            consecutive_failures: u32::try_from(self.consecutive_failures).unwrap_or(0),
-            failing_since: self.failing_since,
-            probe_interval: self
-                .probe_interval_ms
-                .and_then(|ms| u64::try_from(ms).ok())
-                .map(std::time::Duration::from_millis),
-            next_probe_at: self.next_probe_at,
-        }
+        health_of(
+            &self.health,
+            self.health_reason.as_deref(),
+            self.consecutive_failures,
+            self.failing_since,
+            self.probe_interval_ms,
+            self.next_probe_at,
+        )
     }
 
     pub fn health_state(&self) -> HealthState {
         self.health.parse().unwrap_or(HealthState::Healthy)
+    }
+}
+
+/// A webhook's health columns as the domain's machine reads them. A value the machine does not
+/// know (never written by this version) reads as healthy rather than failing every read.
+pub(crate) fn health_of(
+    state: &str,
+    reason: Option<&str>,
+    consecutive_failures: i32,
+    failing_since: Option<DateTime<Utc>>,
+    probe_interval_ms: Option<i64>,
+    next_probe_at: Option<DateTime<Utc>>,
+) -> Health {
+    Health {
+        state: state.parse().unwrap_or(HealthState::Healthy),
+        reason: reason.and_then(|r| r.parse().ok()),
+        consecutive_failures: u32::try_from(consecutive_failures).unwrap_or(0),
+        failing_since,
+        probe_interval: probe_interval_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(std::time::Duration::from_millis),
+        next_probe_at,
     }
 }
 

@@ -166,7 +166,7 @@ async fn a_probe_at_a_time_then_recovery_releases_parked_deliveries_at_a_bounded
     let worker = env
         .spawn_worker(|s| {
             s.health.failure_threshold = 3;
-            s.health.probe_interval = Duration::from_millis(300);
+            s.health.probe_interval = Duration::from_secs(1);
             s.health.probe_interval_max = Duration::from_secs(2);
             s.health.release_per_second = 10;
             // Retries far apart: only the health machine moves these deliveries.
