@@ -1,4 +1,4 @@
-//! The body a brand's endpoint receives (DESIGN "Delivery contract"):
+//! The body a brand's endpoint receives (docs/architecture.md, "Delivery contract"):
 //! `{"id","type","brandId","created","data"}`, serialised once per delivery and signed as is.
 
 use chrono::{DateTime, SecondsFormat, Utc};

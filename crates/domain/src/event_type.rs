@@ -302,7 +302,7 @@ impl<'de> Deserialize<'de> for Subscription {
     }
 }
 
-/// Whether `subscription` equals `event` or is one of its ancestors (DESIGN "Event types").
+/// Whether `subscription` equals `event` or is one of its ancestors (docs/architecture.md).
 pub fn matches(subscription: &Subscription, event: &EventType) -> bool {
     match event.0.strip_prefix(subscription.0) {
         Some(rest) => rest.is_empty() || rest.starts_with('.'),

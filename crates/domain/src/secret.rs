@@ -1,6 +1,6 @@
 //! Webhook secrets: the shared keys that sign every delivery.
 //!
-//! Two conventions meet here (DESIGN "Delivery contract"):
+//! Two conventions meet here (docs/architecture.md, "Delivery contract"):
 //!
 //! - the FDX spec lets the brand choose any `secret` (its sample is `top_secret`) and keys
 //!   `X-FDX-SC-Signature` with it as given, like GitHub does;

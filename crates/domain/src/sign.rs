@@ -1,4 +1,4 @@
-//! Delivery signatures (DESIGN "Delivery contract"), both HMAC-SHA256 over the exact body bytes
+//! Delivery signatures (docs/architecture.md, "Delivery contract"), both HMAC-SHA256 over the exact body bytes
 //! sent:
 //!
 //! - `X-FDX-SC-Signature`: lower-case hex, keyed with the secret as given (FDX spec);

@@ -2,7 +2,7 @@
 //! signs and POSTs each event to its webhook's endpoint, records every attempt in Postgres, and
 //! publishes retries when they are due. Run as many copies as needed; they share the queue.
 //!
-//! Postgres decides what is owed (DESIGN "Data"): a message only points at a delivery row, so a
+//! Postgres decides what is owed (docs/architecture.md, "Data"): a message only points at a delivery row, so a
 //! stale or repeated one is dropped, and whatever a worker did not record — broker down, worker
 //! killed — is re-published by the scheduler when its lease runs out.
 //!

@@ -1,4 +1,4 @@
-//! What a brand's endpoint receives (DESIGN "Delivery contract"): the envelope bytes and the
+//! What a brand's endpoint receives (docs/architecture.md, "Delivery contract"): the envelope bytes and the
 //! headers that sign them. Pure: no I/O, so the contract is tested without a network.
 
 use bytes::Bytes;

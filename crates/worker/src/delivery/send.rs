@@ -36,7 +36,7 @@ pub struct Attempted {
 }
 
 impl Attempted {
-    /// Any 2xx is success (DESIGN "Delivery contract").
+    /// Any 2xx is success (docs/architecture.md, "Delivery contract").
     pub fn is_success(&self) -> bool {
         matches!(&self.result, Ok(r) if (200..300).contains(&r.status))
     }
