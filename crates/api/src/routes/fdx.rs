@@ -71,6 +71,18 @@ fn webhook_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::code(ErrorCode::Whk0004))
 }
 
+/// Every problem as one FDX error (the spec's `errors` list), the first one leading; an empty
+/// list is the catalogue's generic "invalid request".
+fn all_problems(problems: Vec<(ErrorCode, String)>) -> ApiError {
+    let mut iter = problems.into_iter();
+    let (code, description) = iter
+        .next()
+        .unwrap_or((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
+    iter.fold(ApiError::new(code, description), |err, (c, d)| {
+        err.and(c, d)
+    })
+}
+
 fn input_failed(field: &str, reason: impl std::fmt::Display) -> String {
     format!("{} {field}: {reason}", ErrorCode::Cmr0001.description())
 }
@@ -141,15 +153,7 @@ fn parse_create(body: &Value, state: &AppState) -> Result<WebhookInput, ApiError
             enabled: true,
             secret,
         }),
-        _ => {
-            let mut iter = problems.into_iter();
-            let (code, description) = iter
-                .next()
-                .unwrap_or((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
-            Err(iter.fold(ApiError::new(code, description), |err, (c, d)| {
-                err.and(c, d)
-            }))
-        }
+        _ => Err(all_problems(problems)),
     }
 }
 
@@ -263,15 +267,7 @@ fn parse_status(body: &Value) -> Result<(bool, bool), ApiError> {
     }
     match enabled {
         Some(enabled) if problems.is_empty() => Ok((enabled, replay_skipped)),
-        _ => {
-            let mut iter = problems.into_iter();
-            let (code, description) = iter
-                .next()
-                .unwrap_or((ErrorCode::Cmr0003, ErrorCode::Cmr0003.description().into()));
-            Err(iter.fold(ApiError::new(code, description), |err, (c, d)| {
-                err.and(c, d)
-            }))
-        }
+        _ => Err(all_problems(problems)),
     }
 }
 
