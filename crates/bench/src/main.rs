@@ -89,6 +89,10 @@ struct Args {
     /// Events published to the hostile brand before the load (each to all K webhooks).
     #[arg(long, default_value_t = 400)]
     hanging_events: u64,
+    /// Print the publish→delivery latency by the second events were published in (stderr):
+    /// where in a run the tail lies.
+    #[arg(long)]
+    timeline: bool,
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -420,6 +424,9 @@ async fn publish_and_wait(
     }
     delivered.set_position(receiver.unique());
     delivered.finish();
+    if args.timeline {
+        print_timeline(&receiver.tally());
+    }
     let delivery = DeliveryReport::new(
         expected,
         publisher.first_send_ns(),
@@ -427,6 +434,25 @@ async fn publish_and_wait(
         timed_out,
     );
     Ok((ingest, delivery))
+}
+
+/// One line per second of publishing: deliveries, and their latency p50, p99 and max.
+fn print_timeline(tally: &hookline_bench::receiver::Tally) {
+    let Some(first) = tally.by_second.keys().next().copied() else {
+        return;
+    };
+    eprintln!("second  deliveries  p50 ms  p99 ms  max ms");
+    for (second, h) in &tally.by_second {
+        let s = hookline_bench::stats::Summary::of(h);
+        eprintln!(
+            "{:>6}  {:>10}  {:>6.1}  {:>6.1}  {:>6.1}",
+            second - first,
+            s.count,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms
+        );
+    }
 }
 
 /// A process stopped with SIGSTOP until this is dropped (SIGCONT), on every path out.

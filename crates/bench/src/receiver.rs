@@ -8,7 +8,7 @@
 //! its path. Stopped, with every connection, when dropped.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     convert::Infallible,
     net::SocketAddr,
     sync::{
@@ -79,6 +79,9 @@ pub struct Tally {
     pub last_receipt_ns: Option<u64>,
     /// Publish-to-delivery latency of unique requests, in microseconds.
     pub latency: Histogram<u64>,
+    /// The same latency by the second it was published in (Unix seconds): where in a run the
+    /// tail lies (`--timeline`).
+    pub by_second: BTreeMap<u64, Histogram<u64>>,
 }
 
 impl Default for Tally {
@@ -94,6 +97,7 @@ impl Default for Tally {
             first_receipt_ns: None,
             last_receipt_ns: None,
             latency: stats::histogram(),
+            by_second: BTreeMap::new(),
         }
     }
 }
@@ -303,6 +307,13 @@ impl Shared {
         tally.first_receipt_ns.get_or_insert(received_ns);
         tally.last_receipt_ns = Some(tally.last_receipt_ns.unwrap_or(0).max(received_ns));
         stats::record_nanos(&mut tally.latency, received_ns.saturating_sub(sent_ns));
+        stats::record_nanos(
+            tally
+                .by_second
+                .entry(sent_ns / 1_000_000_000)
+                .or_insert_with(stats::histogram),
+            received_ns.saturating_sub(sent_ns),
+        );
         self.unique.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -154,7 +154,13 @@ fn health_kind(result: AttemptResult) -> &'static str {
 /// PENDING only while its endpoint is healthy; behind a degraded or disabled endpoint it is
 /// parked (the lifecycle's `owed_status`), its clock paused. The webhooks' rows are locked in
 /// id order before they are updated, so groups recorded at once by several workers never
-/// deadlock. Public so tests can examine its plan.
+/// deadlock. A healthy webhook with nothing but successes in the group is left alone when its
+/// last success is less than a second old: a busy endpoint's row is then written about once a
+/// second instead of by every group (each write locked the row against the next group and
+/// left a dead row version behind). The webhooks' health is joined to the attempts behind
+/// `OFFSET 0`, a fence: joined directly, the planner may look deliveries up by the webhook id
+/// alone (all of a busy webhook's deliveries, for every attempt) instead of by both keys.
+/// Public so tests can examine its plan.
 pub const RECORD: &str = "\
 WITH recorded AS ( \
     INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
@@ -165,17 +171,18 @@ WITH recorded AS ( \
         $11::int4[], $12::text[]) \
 ), moved AS ( \
     UPDATE deliveries d SET \
-        status = CASE WHEN m.status = 'PENDING' AND w.health <> 'healthy' THEN 'PARKED' \
+        status = CASE WHEN m.status = 'PENDING' AND m.health <> 'healthy' THEN 'PARKED' \
             ELSE m.status END, \
-        status_reason = CASE WHEN m.status <> 'PENDING' OR w.health = 'healthy' THEN NULL \
-            WHEN w.health = 'degraded' THEN 'endpoint_degraded' ELSE 'webhook_disabled' END, \
+        status_reason = CASE WHEN m.status <> 'PENDING' OR m.health = 'healthy' THEN NULL \
+            WHEN m.health = 'degraded' THEN 'endpoint_degraded' ELSE 'webhook_disabled' END, \
         attempt_count = d.attempt_count + 1, \
-        next_attempt_at = CASE WHEN w.health = 'healthy' THEN m.next_at END, \
+        next_attempt_at = CASE WHEN m.health = 'healthy' THEN m.next_at END, \
         leased_until = NULL, attempting = false, manual_retry = false, lost_count = 0, \
         updated = now() \
-    FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
-        AS m(webhook_id, event_id, status, next_at) \
-    JOIN webhooks w ON w.id = m.webhook_id \
+    FROM (SELECT m.*, w.health \
+          FROM unnest($2::uuid[], $3::uuid[], $13::text[], $14::timestamptz[]) \
+              AS m(webhook_id, event_id, status, next_at) \
+          JOIN webhooks w ON w.id = m.webhook_id OFFSET 0) AS m \
     WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
         AND d.status = 'PENDING' \
 ), agg AS ( \
@@ -186,7 +193,9 @@ WITH recorded AS ( \
     GROUP BY webhook_id \
 ), locked AS ( \
     SELECT w.id FROM webhooks w JOIN agg ON agg.webhook_id = w.id \
-    WHERE agg.delivered OR agg.failed > 0 \
+    WHERE agg.failed > 0 OR (agg.delivered AND (w.health <> 'healthy' \
+        OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL \
+        OR w.last_success_at IS NULL OR w.last_success_at < now() - interval '1 second')) \
     ORDER BY w.id FOR NO KEY UPDATE OF w \
 ), counted AS ( \
     UPDATE webhooks w SET \

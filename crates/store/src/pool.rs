@@ -45,8 +45,12 @@ impl Default for PoolOptions {
 }
 
 /// The `SET`s every new connection runs, in one round trip.
+///
+/// JIT compilation is always off: every statement here is short, and compiling one costs
+/// ~100 ms. Without sequential scans a query that can only scan (a count over a small table)
+/// is costed past `jit_above_cost`, and the worker's health gauges paid that on every round.
 fn session_settings(opts: &PoolOptions) -> String {
-    let mut sets = Vec::new();
+    let mut sets = vec!["SET jit = off".to_owned()];
     let statement_timeout_ms = opts.statement_timeout.as_millis();
     if statement_timeout_ms > 0 {
         sets.push(format!("SET statement_timeout = {statement_timeout_ms}"));

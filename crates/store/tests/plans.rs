@@ -57,6 +57,17 @@ fn assert_by_key(plan: &str) {
     assert!(plan.contains("deliveries_pkey"), "{plan}");
     // The health counters look webhooks up by their key too.
     assert!(!plan.contains("Seq Scan on webhooks w\n"), "{plan}");
+    // By both keys: the webhook id alone reads every delivery of a busy webhook per row.
+    let lines: Vec<&str> = plan.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("Index Scan using deliveries_pkey") {
+            let cond = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                cond.contains("Index Cond") && cond.contains("event_id"),
+                "deliveries looked up without their event id:\n{plan}"
+            );
+        }
+    }
     for scan in [
         "Seq Scan on deliveries",
         "Bitmap Heap Scan on deliveries",

@@ -1,6 +1,6 @@
 //! Every connection of a pool runs with the session settings its options ask for: these carry
 //! guarantees (a synchronous commit behind every 202, a bound on every statement) and the
-//! worker's plans (no sequential or bitmap scans).
+//! worker's plans (no sequential or bitmap scans), and no JIT compilation anywhere.
 
 use std::time::Duration;
 
@@ -34,7 +34,8 @@ async fn settings(db: &TestDatabase, opts: PoolOptions, names: &[&str]) -> Vec<S
     values
 }
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
+    "jit",
     "synchronous_commit",
     "statement_timeout",
     "enable_seqscan",
@@ -51,7 +52,7 @@ async fn the_default_pool_commits_synchronously_and_bounds_statements() {
     };
     assert_eq!(
         settings(&db, opts, &NAMES).await,
-        ["on", "1500ms", "on", "on"]
+        ["off", "on", "1500ms", "on", "on"]
     );
 }
 
@@ -67,6 +68,6 @@ async fn a_worker_style_pool_gets_its_asynchronous_commit_and_index_only_plans()
     };
     assert_eq!(
         settings(&db, opts, &NAMES).await,
-        ["off", "10s", "off", "off"]
+        ["off", "off", "10s", "off", "off"]
     );
 }
