@@ -1,7 +1,10 @@
 //! Queries only the delivery worker runs, beside the shared ones in [`crate::deliveries`]:
 //! waiting for the schema at start, and taking deliveries before sending them.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -35,6 +38,9 @@ pub struct Taken {
     pub stale: Vec<DeliveryMessage>,
     /// The delivery no longer exists (its webhook or event was deleted).
     pub gone: Vec<DeliveryMessage>,
+    /// The payloads (JSON text) of taken events that are small enough to come with the take;
+    /// the others are loaded with [`load_payloads`].
+    pub payloads: HashMap<uuid::Uuid, String>,
 }
 
 /// A row of [`TAKE`]: the delivery (its own column names) with its event's metadata (`e_`)
@@ -51,6 +57,8 @@ struct TakenRow {
     e_created: DateTime<Utc>,
     #[diesel(embed)]
     webhook: TakenWebhook,
+    #[diesel(sql_type = Nullable<Text>)]
+    e_payload: Option<String>,
 }
 
 /// The webhook columns of [`TAKE`], named `w_…`.
@@ -122,10 +130,11 @@ impl From<TakenRow> for Job {
 }
 
 /// Takes, and loads with its event's metadata and its webhook, every delivery of the given
-/// pointers that is PENDING, leased and not being attempted (see [`take_for_attempts`]). The
-/// payload is not loaded here: one event's payload would come back once per delivery row (64
-/// copies for a fan-out of 64), so the worker loads it once per event
-/// ([`load_payloads`]). Public so tests can examine its plan.
+/// pointers that is PENDING, leased and not being attempted (see [`take_for_attempts`]). An
+/// event's payload comes back as JSON text on one of its rows only (not 64 copies for a
+/// fan-out of 64), and only when it is small (stored size at most `$4` bytes): a large one is
+/// loaded apart ([`load_payloads`]) once the worker knows it has room for it. Public so tests
+/// can examine its plan.
 pub const TAKE: &str = "\
 WITH taken AS ( \
     UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
@@ -143,7 +152,9 @@ SELECT t.webhook_id, t.event_id, t.status, t.status_reason, t.attempt_count, \
     w.enabled AS w_enabled, w.secret AS w_secret, w.previous_secret AS w_previous_secret, \
     w.previous_secret_expires_at AS w_previous_secret_expires_at, w.created AS w_created, \
     w.updated AS w_updated, w.health AS w_health, w.health_reason AS w_health_reason, \
-    w.probe_event_id AS w_probe_event_id \
+    w.probe_event_id AS w_probe_event_id, \
+    CASE WHEN row_number() OVER (PARTITION BY t.event_id) = 1 \
+        AND pg_column_size(e.payload) <= $4 THEN e.payload::text END AS e_payload \
 FROM taken t JOIN events e ON e.id = t.event_id JOIN webhooks w ON w.id = t.webhook_id";
 
 /// An event's payload as JSON text, exactly as Postgres prints it.
@@ -188,22 +199,29 @@ pub async fn take_for_attempts(
     conn: &mut AsyncPgConnection,
     messages: &[DeliveryMessage],
     lease: Duration,
+    inline_payload_bytes: usize,
 ) -> Result<Taken, StoreError> {
     if messages.is_empty() {
         return Ok(Taken::default());
     }
     let (webhook_ids, event_ids) = key_arrays(messages);
+    let mut out = Taken::default();
     let jobs: Vec<Job> = prepared::statement(TAKE)
         .bind::<Array<SqlUuid>, _>(&webhook_ids)
         .bind::<Array<SqlUuid>, _>(&event_ids)
         .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+        .bind::<BigInt, _>(i64::try_from(inline_payload_bytes).unwrap_or(i64::MAX))
         .load::<TakenRow>(conn)
         .await?
         .into_iter()
-        .map(Job::from)
+        .map(|mut row| {
+            if let Some(payload) = row.e_payload.take() {
+                out.payloads.insert(row.delivery.event_id, payload);
+            }
+            Job::from(row)
+        })
         .collect();
 
-    let mut out = Taken::default();
     let taken: HashSet<DeliveryMessage> = jobs
         .iter()
         .map(|j| DeliveryMessage {

@@ -80,7 +80,13 @@ fn assert_by_key(plan: &str) {
 #[tokio::test]
 async fn take_and_record_find_deliveries_by_primary_key_on_a_young_table() {
     let db = TestDatabase::create().await;
-    let take = generic_plan(&db, TAKE, "uuid[], uuid[], bigint", "'{}', '{}', 1000").await;
+    let take = generic_plan(
+        &db,
+        TAKE,
+        "uuid[], uuid[], bigint, bigint",
+        "'{}', '{}', 1000, 65536",
+    )
+    .await;
     assert_by_key(&take);
     let record = generic_plan(
         &db,

@@ -2,7 +2,9 @@
 //! every delivery of it that is in flight in this worker, and the bytes held are capped.
 //!
 //! The body is only ever re-sent, never read, so the payload comes from Postgres as JSON text
-//! and is embedded in the envelope as is: no tree of values per delivery. A fan-out of 64
+//! and is embedded in the envelope as is: no tree of values per delivery. A small payload comes
+//! with the take of its deliveries; a large one is loaded apart, only for deliveries that got a
+//! slot. A fan-out of 64
 //! webhooks costs one copy of the body, not 64 parsed payloads; beyond
 //! `worker.max_bytes_in_flight`, work is deferred rather than loaded.
 
@@ -13,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use hookline_domain::envelope_json;
-use hookline_store::{deliveries::EventMeta, worker_queries, PooledConn, StoreError};
+use hookline_store::{deliveries::EventMeta, worker_queries, Pool, StoreError};
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -80,11 +82,13 @@ impl Bodies {
         map.get(id).and_then(Weak::upgrade)
     }
 
-    /// The body of each event, loading in one query those not already in memory.
+    /// The body of each event: the one in memory, else built from `inline` (payloads that
+    /// came with the take), else loaded — all of those in one query.
     pub async fn load(
         &self,
-        conn: &mut PooledConn,
+        pool: &Pool,
         events: &[&EventMeta],
+        inline: &mut HashMap<Uuid, String>,
     ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
         let mut out = HashMap::with_capacity(events.len());
         let mut missing = Vec::new();
@@ -96,17 +100,23 @@ impl Bodies {
                 Some(body) => {
                     out.insert(e.id, Loaded::Body(body));
                 }
-                None => {
-                    out.insert(e.id, Loaded::NoRoom);
-                    missing.push(*e);
-                }
+                None => match inline.remove(&e.id) {
+                    Some(payload) => {
+                        out.insert(e.id, self.build(e, payload));
+                    }
+                    None => {
+                        out.insert(e.id, Loaded::NoRoom);
+                        missing.push(*e);
+                    }
+                },
             }
         }
         if missing.is_empty() {
             return Ok(out);
         }
         let ids: Vec<Uuid> = missing.iter().map(|e| e.id).collect();
-        let payloads = worker_queries::load_payloads(conn, &ids).await?;
+        let mut conn = pool.get().await?;
+        let payloads = worker_queries::load_payloads(&mut conn, &ids).await?;
         let by_id: HashMap<Uuid, &EventMeta> = missing.iter().map(|e| (e.id, *e)).collect();
         for p in payloads {
             let Some(meta) = by_id.get(&p.id) else {

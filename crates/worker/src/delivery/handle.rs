@@ -34,11 +34,18 @@ use super::{
     record::Recorder,
     request::SignedRequest,
     send::{Attempted, Sender, TransportError},
+    take::Taker,
 };
 
 /// Margin on top of the request timeout while a delivery is being attempted: time to wait for
 /// a slot, and to record the attempt after the request ended.
 const RECORD_MARGIN: Duration = Duration::from_secs(5);
+
+/// Payloads up to this stored size come with the take of their deliveries (one round trip
+/// less per message); larger ones are loaded once the worker has room for them. A take holds
+/// at most 1,024 pointers, so it carries at most 64 MiB of them in the worst case of all
+/// distinct events, and typically far less.
+const INLINE_PAYLOAD_BYTES: usize = 64 * 1024;
 
 /// What became of one delivery pointer. Every variant is acknowledged: the database now says what is
 /// owed, whatever the message said.
@@ -96,6 +103,8 @@ pub struct Handler {
     attempt_lease: Duration,
     /// How long deliveries whose bytes do not fit wait before they are offered again.
     defer_delay: Duration,
+    /// Takes the deliveries of concurrent messages together.
+    taker: Taker,
 }
 
 impl std::fmt::Debug for Handler {
@@ -126,15 +135,17 @@ impl Handler {
         request_timeout: Duration,
         defer_delay: Duration,
     ) -> Handler {
+        let attempt_lease = lease.max(request_timeout + RECORD_MARGIN);
         Handler {
             recorder: Recorder::start(pool.clone(), endpoints.clone()),
+            taker: Taker::start(pool.clone(), attempt_lease, INLINE_PAYLOAD_BYTES),
             pool,
             sender,
             schedule,
             budgets,
             bodies,
             endpoints,
-            attempt_lease: lease.max(request_timeout + RECORD_MARGIN),
+            attempt_lease,
             defer_delay,
         }
     }
@@ -194,18 +205,10 @@ impl Handler {
         messages: &[DeliveryMessage],
         wait: bool,
         stop: &CancellationToken,
-    ) -> Result<(hookline_store::PooledConn, worker_queries::Taken), StoreError> {
+    ) -> Result<worker_queries::Taken, StoreError> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
-            let taken = async {
-                let mut conn = self.pool.get().await?;
-                let batch =
-                    worker_queries::take_for_attempts(&mut conn, messages, self.attempt_lease)
-                        .await?;
-                Ok::<_, StoreError>((conn, batch))
-            }
-            .await;
-            match taken {
+            match self.taker.take(messages).await {
                 Err(e) if wait && e.is_unavailable() && !stop.is_cancelled() => {
                     warn!(error = %e, "database unavailable; holding the message until it returns");
                     tokio::select! {
@@ -237,13 +240,15 @@ impl Handler {
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
         // A connection is held only around queries, never across requests: the pool is much
-        // smaller than the number of requests in flight.
-        let (mut conn, batch) = self.take(messages, wait_for_database, stop).await?;
+        // smaller than the number of requests in flight. The take goes through the group
+        // taker; the rest (parking, large payloads, deferrals) is rare and asks for its own.
+        let mut batch = self.take(messages, wait_for_database, stop).await?;
         let taken_at = Instant::now();
         taken();
         let mut outcomes = Vec::with_capacity(messages.len());
         outcomes.extend(batch.gone.iter().map(|_| Outcome::Gone));
         outcomes.extend(batch.stale.iter().map(|_| Outcome::Stale));
+        let mut inline = std::mem::take(&mut batch.payloads);
 
         // Endpoints that cannot take them now: parked, no attempt consumed.
         let mut to_send = Vec::with_capacity(batch.jobs.len());
@@ -255,7 +260,11 @@ impl Handler {
             }
         }
         for (why, keys) in &parked {
-            if let Err(e) = deliveries::park(&mut conn, keys, why).await {
+            let parked = async {
+                let mut conn = self.pool.get().await?;
+                deliveries::park(&mut conn, keys, why).await
+            };
+            if let Err(e) = parked.await {
                 warn!(error = %e, "could not park deliveries; their lease brings them back");
             }
             outcomes.extend(keys.iter().map(|_| Outcome::Parked(why)));
@@ -274,7 +283,7 @@ impl Handler {
             }
         }
         let metas: Vec<_> = admitted.iter().map(|(j, _, _)| &j.event).collect();
-        let bodies = match self.bodies.load(&mut conn, &metas).await {
+        let bodies = match self.bodies.load(&self.pool, &metas, &mut inline).await {
             Ok(bodies) => bodies,
             Err(e) => {
                 warn!(error = %e, "could not load payloads; their lease brings them back");
@@ -284,6 +293,8 @@ impl Handler {
                 return Ok(outcomes);
             }
         };
+        // What came with the take for deliveries that were deferred.
+        drop(inline);
         let mut sends = Vec::with_capacity(admitted.len());
         for (job, host, admission) in admitted {
             let body = match bodies.get(&job.event.id) {
@@ -299,10 +310,9 @@ impl Handler {
         }
         drop(permits);
         if !deferred.is_empty() {
-            self.defer(&mut conn, &deferred, now).await;
+            self.defer(&deferred, now).await;
             outcomes.extend(deferred.iter().map(|_| Outcome::Deferred));
         }
-        drop(conn);
 
         let lease_ends = taken_at + self.attempt_lease;
         let attempted = join_all(
@@ -330,12 +340,7 @@ impl Handler {
 
     /// Hands deferred deliveries back to Postgres, due after the longest of their delays (they
     /// are deferred for the same full budgets).
-    async fn defer(
-        &self,
-        conn: &mut hookline_store::PooledConn,
-        deferred: &[(DeliveryMessage, Duration)],
-        now: chrono::DateTime<Utc>,
-    ) {
+    async fn defer(&self, deferred: &[(DeliveryMessage, Duration)], now: chrono::DateTime<Utc>) {
         let delay = deferred
             .iter()
             .map(|(_, d)| *d)
@@ -344,7 +349,11 @@ impl Handler {
         let keys: Vec<DeliveryMessage> = deferred.iter().map(|(k, _)| *k).collect();
         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1));
         metrics::counter!(names::DEFERRED).increment(keys.len() as u64);
-        if let Err(e) = deliveries::release(conn, &keys, at).await {
+        let released = async {
+            let mut conn = self.pool.get().await?;
+            deliveries::release(&mut conn, &keys, at).await
+        };
+        if let Err(e) = released.await {
             warn!(error = %e, "could not defer deliveries; their lease brings them back");
         }
     }

@@ -6,6 +6,7 @@
 //! - [`send`]: the outbound client, bounded response reads, transport-error classes;
 //! - [`budget`]: in-flight requests per brand and per destination host;
 //! - [`body`]: each event's body built once, shared by its deliveries, bytes capped;
+//! - [`take`]: the deliveries of concurrent messages taken in one statement;
 //! - [`record`]: attempts of concurrent deliveries written in one transaction;
 //! - [`handle`]: a message in, an [`handle::Outcome`] out.
 
@@ -16,3 +17,4 @@ pub mod record;
 pub mod request;
 pub mod resolve;
 pub mod send;
+pub mod take;
