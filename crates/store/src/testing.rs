@@ -207,24 +207,3 @@ pub async fn set_health(
         .await
         .expect("set health");
 }
-
-/// Deliveries of `brand` still exactly as ingest left them: due at their creation, leased for
-/// their first message, never taken by a worker (tests that wait until a worker has had a
-/// brand's backlog in hand).
-pub async fn untouched_deliveries(conn: &mut diesel_async::AsyncPgConnection, brand: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let query = diesel::sql_query(
-        "SELECT count(*) AS n FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE w.brand_id = $1 AND d.status = 'PENDING' AND NOT d.attempting \
-           AND d.attempt_count = 0 AND d.next_attempt_at = d.created",
-    )
-    .bind::<diesel::sql_types::Text, _>(brand);
-    let count: Count = diesel_async::RunQueryDsl::get_result(query, conn)
-        .await
-        .expect("count untouched deliveries");
-    count.n
-}

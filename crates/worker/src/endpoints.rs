@@ -4,7 +4,11 @@
 //! recorded attempts, due probes, webhooks whose parked deliveries are being released, and
 //! deliveries that ran out of attempts.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use hookline_domain::{
@@ -22,12 +26,34 @@ use tracing::{info, warn};
 /// Degraded webhooks looked at per scheduler round.
 const PROBES_PER_ROUND: i64 = 100;
 
+/// How long this worker remembers that a webhook left `healthy` (another worker may bring it
+/// back meanwhile; past this, only the database says).
+const DOWN_MEMORY: Duration = Duration::from_secs(60);
+
+/// How long this worker holds back a webhook whose last `failure_threshold` attempts here all
+/// failed, before it lets one more through (its own short circuit breaker, until the stored
+/// health catches up; never longer, so a count the database missed cannot hold it forever).
+const LOCAL_BREAK: Duration = Duration::from_secs(10);
+
+/// Webhooks whose recent failures this worker counts, at most (a bound on memory; the count
+/// only saves attempts, and the stored health is the one that decides).
+const LOCAL_MAX: usize = 100_000;
+
 /// The health policy and what carrying it out needs. Cheap to clone.
 #[derive(Clone)]
 pub struct Endpoints {
     pool: Pool,
     policy: Arc<HealthPolicy>,
     release_per_second: u32,
+    /// Webhooks this worker moved out of `healthy`, and when. Deliveries to them that were
+    /// taken before (waiting for a slot, or taken in the same burst) are deferred rather than
+    /// sent: a fast-failing endpoint then costs its threshold of attempts, not a worker's whole
+    /// backlog of them, before its deliveries are parked.
+    down: Arc<Mutex<HashMap<uuid::Uuid, Instant>>>,
+    /// Consecutive endpoint failures this worker saw per webhook, and the last one's time:
+    /// reaches the threshold within the burst of attempts that the recorded counts and the
+    /// health machine only see a commit later.
+    failing: Arc<Mutex<HashMap<uuid::Uuid, (u32, Instant)>>>,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -45,6 +71,65 @@ impl Endpoints {
             pool,
             policy: Arc::new(policy),
             release_per_second,
+            down: Arc::default(),
+            failing: Arc::default(),
+        }
+    }
+
+    /// Counts an attempt's result toward this worker's own view of the endpoint.
+    pub fn note(&self, webhook_id: uuid::Uuid, result: AttemptResult) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if result == AttemptResult::Delivered {
+            failing.remove(&webhook_id);
+        } else if result.is_endpoint_failure() || result == AttemptResult::Gone {
+            if failing.len() >= LOCAL_MAX && !failing.contains_key(&webhook_id) {
+                failing.clear();
+            }
+            let entry = failing.entry(webhook_id).or_insert((0, Instant::now()));
+            entry.0 = entry.0.saturating_add(1);
+            entry.1 = Instant::now();
+        }
+    }
+
+    /// Whether this worker moved the webhook out of `healthy` within the last minute (and
+    /// not back), or saw its last `failure_threshold` attempts fail within the last ten
+    /// seconds.
+    pub fn is_known_down(&self, webhook_id: &uuid::Uuid) -> bool {
+        if self.is_tripped(webhook_id) {
+            return true;
+        }
+        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        match down.get(webhook_id) {
+            Some(at) if at.elapsed() < DOWN_MEMORY => true,
+            Some(_) => {
+                down.remove(webhook_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the webhook's last `failure_threshold` attempts in this worker failed, the last
+    /// within ten seconds, and the stored health has not taken over yet.
+    pub fn is_tripped(&self, webhook_id: &uuid::Uuid) -> bool {
+        let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing.get(webhook_id).is_some_and(|(n, at)| {
+            *n >= self.policy.failure_threshold && at.elapsed() < LOCAL_BREAK
+        })
+    }
+
+    fn remember(&self, webhook_id: uuid::Uuid, state: HealthState) {
+        // The stored health decides from here on (its probe must get through).
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&webhook_id);
+        let mut down = self.down.lock().unwrap_or_else(PoisonError::into_inner);
+        if state == HealthState::Healthy {
+            down.remove(&webhook_id);
+        } else {
+            down.retain(|_, at| at.elapsed() < DOWN_MEMORY);
+            down.insert(webhook_id, Instant::now());
         }
     }
 
@@ -87,6 +172,9 @@ impl Endpoints {
         }
         let mut conn = self.pool.get().await?;
         let applied = health::apply(&mut conn, webhook_id, before.state, &after, change).await?;
+        if applied.is_some() {
+            self.remember(webhook_id, after.state);
+        }
         if let (Some(row), Some(t)) = (applied, change) {
             metrics::counter!(names::ENDPOINT_TRANSITIONS, "to" => after.state.as_str())
                 .increment(1);

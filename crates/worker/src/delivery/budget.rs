@@ -287,6 +287,18 @@ impl Budgets {
         Ok(slot)
     }
 
+    /// Whether the brand's budget, or its budget for the host, is full and has freed no slot
+    /// for the stall time: its requests hang rather than move.
+    pub fn is_stalled(&self, brand: &str, host: &str) -> bool {
+        let now = Instant::now();
+        let gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::keys(brand, host).iter().any(|key| {
+            gates
+                .get(key)
+                .is_some_and(|gate| gate.stalled_for(now) >= self.stall)
+        })
+    }
+
     /// Requests in flight for a brand (tests, metrics).
     pub fn brand_in_flight(&self, brand: &str) -> usize {
         self.in_flight(&Key::Brand(brand.to_owned()))

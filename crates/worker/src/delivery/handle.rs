@@ -47,6 +47,14 @@ const RECORD_MARGIN: Duration = Duration::from_secs(5);
 /// distinct events, and typically far less.
 const INLINE_PAYLOAD_BYTES: usize = 64 * 1024;
 
+/// How long a delivery waits when this worker saw its endpoint go down after taking it: long
+/// enough that its next take sees the stored health (and parks it).
+const KNOWN_DOWN_DEFER: Duration = Duration::from_secs(5);
+
+/// Webhooks remembered as stalled, at most (a bound on memory under a flood of them; past
+/// it, new ones are simply taken and deferred).
+const TURNED_AWAY_MAX: usize = 100_000;
+
 /// What became of one delivery pointer. Every variant is acknowledged: the database now says what is
 /// owed, whatever the message said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +71,9 @@ pub enum Outcome {
     /// Its brand's or host's budget, or the worker's byte budget, was full: handed back to
     /// Postgres, due again after a short delay, no attempt consumed.
     Deferred,
+    /// Not taken: its endpoint's budget is stalled or its endpoint keeps failing here. Left
+    /// as Postgres has it, leased; published again when the lease runs out.
+    LeftLeased,
     /// An attempt was made and recorded; the delivery moved on to this state.
     Attempted(NextState),
     /// Shutdown cut the request short: nothing recorded, the delivery is due again now.
@@ -78,6 +89,7 @@ impl Outcome {
             Outcome::Stale => "stale",
             Outcome::Parked(_) => "parked",
             Outcome::Deferred => "deferred",
+            Outcome::LeftLeased => "left_leased",
             Outcome::Attempted(NextState::Success) => "success",
             Outcome::Attempted(NextState::Retry { .. }) => "retry",
             Outcome::Attempted(NextState::Failure) => "failure",
@@ -105,6 +117,8 @@ pub struct Handler {
     defer_delay: Duration,
     /// Takes the deliveries of concurrent messages together.
     taker: Taker,
+    /// Webhooks whose budget was found stalled, until when: their pointers are not taken.
+    turned_away: Arc<std::sync::Mutex<HashMap<Uuid, Instant>>>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -147,6 +161,7 @@ impl Handler {
             endpoints,
             attempt_lease,
             defer_delay,
+            turned_away: Arc::default(),
         }
     }
 
@@ -239,23 +254,38 @@ impl Handler {
         taken: impl FnOnce(),
         stop: &CancellationToken,
     ) -> Result<Vec<Outcome>, StoreError> {
+        // Pointers to endpoints known to be stalled or failing are not taken at all (see
+        // [`Handler::keeps`]).
+        let kept: Vec<DeliveryMessage> =
+            messages.iter().filter(|m| self.keeps(m)).copied().collect();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        outcomes.extend((kept.len()..messages.len()).map(|_| Outcome::LeftLeased));
+        if kept.is_empty() {
+            taken();
+            for o in &outcomes {
+                count(o);
+            }
+            return Ok(outcomes);
+        }
         // A connection is held only around queries, never across requests: the pool is much
         // smaller than the number of requests in flight. The take goes through the group
         // taker; the rest (parking, large payloads, deferrals) is rare and asks for its own.
-        let mut batch = self.take(messages, wait_for_database, stop).await?;
+        let mut batch = self.take(&kept, wait_for_database, stop).await?;
         let taken_at = Instant::now();
         taken();
-        let mut outcomes = Vec::with_capacity(messages.len());
         outcomes.extend(batch.gone.iter().map(|_| Outcome::Gone));
         outcomes.extend(batch.stale.iter().map(|_| Outcome::Stale));
         let mut inline = std::mem::take(&mut batch.payloads);
 
-        // Endpoints that cannot take them now: parked, no attempt consumed.
+        // Endpoints that cannot take them now: parked, no attempt consumed; those this worker
+        // saw go down since the take read their health: deferred (their next take parks them).
         let mut to_send = Vec::with_capacity(batch.jobs.len());
         let mut parked: HashMap<&'static str, Vec<DeliveryMessage>> = HashMap::new();
+        let mut deferred: Vec<(DeliveryMessage, Duration)> = Vec::new();
         for job in batch.jobs {
             match parking_reason(&job) {
                 Some(why) => parked.entry(why).or_default().push(key(&job)),
+                None if self.went_down(&job) => deferred.push((key(&job), known_down_delay())),
                 None => to_send.push(job),
             }
         }
@@ -272,14 +302,18 @@ impl Handler {
 
         // A slot per delivery or a deferral; then each admitted event's body, once.
         let now = Utc::now();
-        let mut deferred: Vec<(DeliveryMessage, Duration)> = Vec::new();
         let mut admitted = Vec::with_capacity(to_send.len());
         for job in to_send {
             let host = host_of(&job.webhook.endpoint);
             match self.budgets.try_acquire(&job.webhook.brand_id, &host) {
                 Ok(slot) => admitted.push((job, host, Admission::Now(slot))),
                 Err(Busy::Wait(wait)) => admitted.push((job, host, Admission::Wait(wait))),
-                Err(Busy::Defer(delay)) => deferred.push((key(&job), delay)),
+                Err(Busy::Defer(delay)) => {
+                    if self.budgets.is_stalled(&job.webhook.brand_id, &host) {
+                        self.turn_away(job.webhook.id, delay);
+                    }
+                    deferred.push((key(&job), delay));
+                }
             }
         }
         let metas: Vec<_> = admitted.iter().map(|(j, _, _)| &j.event).collect();
@@ -336,6 +370,52 @@ impl Handler {
             count(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Whether a pointer is worth taking. One whose webhook's budget was just found stalled
+    /// (its requests hang), or whose endpoint failed its last `failure_threshold` attempts in
+    /// this worker, is left alone: not taken, nothing written. Postgres still holds it, leased
+    /// by whoever published it (`worker.lease`), and the scheduler publishes it again when that
+    /// lease runs out — the lease is its deferral. Taking and deferring each of a hostile
+    /// brand's thousands of queued deliveries cost the database two writes apiece, ahead of
+    /// every other brand's messages in the queue.
+    fn keeps(&self, pointer: &DeliveryMessage) -> bool {
+        if self.endpoints.is_tripped(&pointer.webhook_id) {
+            return false;
+        }
+        let mut away = self
+            .turned_away
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match away.get(&pointer.webhook_id) {
+            Some(until) if *until > Instant::now() => false,
+            Some(_) => {
+                away.remove(&pointer.webhook_id);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Turns the webhook's pointers away for `delay` (its budget is stalled).
+    fn turn_away(&self, webhook_id: Uuid, delay: Duration) {
+        let mut away = self
+            .turned_away
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if away.len() >= TURNED_AWAY_MAX {
+            away.retain(|_, until| *until > now);
+        }
+        if away.len() < TURNED_AWAY_MAX {
+            away.insert(webhook_id, now + delay);
+        }
+    }
+
+    /// Whether this worker saw the delivery's endpoint leave `healthy` after the take read
+    /// it as healthy (a probe is sent regardless: it is what brings the endpoint back).
+    fn went_down(&self, job: &Job) -> bool {
+        !is_probe(job) && self.endpoints.is_known_down(&job.webhook.id)
     }
 
     /// Hands deferred deliveries back to Postgres, due after the longest of their delays (they
@@ -399,6 +479,17 @@ impl Handler {
                 }
             }
         };
+        if self.went_down(&job) {
+            // Its endpoint went down while this delivery waited for a slot.
+            drop(slot);
+            drop(permit);
+            let mut conn = self.pool.get().await?;
+            let at =
+                Utc::now() + chrono::Duration::from_std(known_down_delay()).unwrap_or_default();
+            metrics::counter!(names::DEFERRED).increment(1);
+            deliveries::release(&mut conn, &[message], at).await?;
+            return Ok(Outcome::Deferred);
+        }
         // The request starts: from here on only the slot of its brand and host is held.
         drop(permit);
         let started = Utc::now();
@@ -433,6 +524,7 @@ impl Handler {
             metrics::histogram!(names::FIRST_ATTEMPT_LAG).record(lag.as_secs_f64());
         }
         let (result, retry_after) = classify(&attempted);
+        self.endpoints.note(job.webhook.id, result);
         let next = next_state(
             job.delivery.attempt_count,
             job.delivery.manual_retry,
@@ -487,6 +579,12 @@ impl Handler {
             }
         }
     }
+}
+
+/// [`KNOWN_DOWN_DEFER`], ±50 %, so what was turned away does not come back as one burst.
+fn known_down_delay() -> Duration {
+    use rand::Rng as _;
+    KNOWN_DOWN_DEFER.mul_f64(rand::rng().random_range(0.5..=1.5))
 }
 
 fn key(job: &Job) -> DeliveryMessage {
