@@ -4,7 +4,7 @@
 //! what makes a message stale for any other copy). Taken one statement per message, a burst of
 //! messages ran a statement each at once, and on a small database server those statements
 //! competed with ingest for its cores. One taker task instead takes whatever messages are
-//! waiting, up to [`GROUP`] pointers, with one statement, and hands each message its share: the
+//! waiting, up to `GROUP` (1,024) pointers, with one statement, and hands each message its share: the
 //! statement count falls with the load, and a message waits at most for the statement in
 //! progress and its own — never for a queue of other brands' statements.
 
