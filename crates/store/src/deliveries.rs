@@ -213,6 +213,41 @@ WITH recorded AS ( \
 SELECT * FROM counted \
 WHERE health <> 'healthy' OR consecutive_failures >= $16 OR gone";
 
+/// [`RECORD`] for a group whose every attempt delivered, the common case under load: each
+/// delivery becomes SUCCESS whatever its endpoint's health (no join to the webhooks for it),
+/// and only webhooks whose health row needs the success are touched (not healthy, failures
+/// counted, or a last success older than a second). Public so tests can examine its plan.
+pub const RECORD_DELIVERED: &str = "\
+WITH recorded AS ( \
+    INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
+        request_headers, response_status_code, response_headers, response_body, \
+        response_time_ms, error) \
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+        $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
+        $11::int4[], $12::text[]) \
+), moved AS ( \
+    UPDATE deliveries d SET status = 'SUCCESS', status_reason = NULL, \
+        attempt_count = d.attempt_count + 1, next_attempt_at = NULL, leased_until = NULL, \
+        attempting = false, manual_retry = false, lost_count = 0, updated = now() \
+    FROM unnest($2::uuid[], $3::uuid[]) AS m(webhook_id, event_id) \
+    WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
+        AND d.status = 'PENDING' \
+), locked AS ( \
+    SELECT w.id FROM webhooks w \
+    WHERE w.id = ANY($2::uuid[]) AND (w.health <> 'healthy' \
+        OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL \
+        OR w.last_success_at IS NULL OR w.last_success_at < now() - interval '1 second') \
+    ORDER BY w.id FOR NO KEY UPDATE OF w \
+), counted AS ( \
+    UPDATE webhooks w SET consecutive_failures = 0, failing_since = NULL, \
+        last_success_at = now() \
+    FROM locked WHERE w.id = locked.id \
+    RETURNING w.id AS webhook_id, w.health, w.health_reason, w.consecutive_failures, \
+        w.failing_since, w.probe_interval_ms, w.next_probe_at, true AS delivered, \
+        false AS gone \
+) \
+SELECT * FROM counted WHERE health <> 'healthy'";
+
 /// One field of every attempt, as the array bound for that column.
 fn column<'a, T>(attempts: &[&'a NewAttempt], field: impl Fn(&'a NewAttempt) -> T) -> Vec<T> {
     attempts.iter().map(|a| field(a)).collect()
@@ -244,6 +279,26 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
         })
         .collect();
     let kinds: Vec<&str> = recorded.iter().map(|r| health_kind(r.result)).collect();
+    let all_delivered = recorded
+        .iter()
+        .all(|r| r.result == AttemptResult::Delivered && r.next == NextState::Success);
+    if all_delivered {
+        return Ok(prepared::statement(RECORD_DELIVERED)
+            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
+            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))
+            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.event_id))
+            .bind::<Array<Timestamptz>, _>(column(&attempts, |a| a.created))
+            .bind::<Array<Text>, _>(column(&attempts, |a| a.status.as_str()))
+            .bind::<Array<Text>, _>(column(&attempts, |a| a.request_endpoint.as_str()))
+            .bind::<Array<Jsonb>, _>(column(&attempts, |a| &a.request_headers))
+            .bind::<Array<Nullable<Int4>>, _>(column(&attempts, |a| a.response_status_code))
+            .bind::<Array<Nullable<Jsonb>>, _>(column(&attempts, |a| a.response_headers.as_ref()))
+            .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.response_body.as_deref()))
+            .bind::<Array<Int4>, _>(column(&attempts, |a| a.response_time_ms))
+            .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.error.as_deref()))
+            .load(conn)
+            .await?);
+    }
     Ok(prepared::statement(RECORD)
         .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
         .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))

@@ -8,7 +8,7 @@ use diesel::sql_types::Text;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use hookline_store::{
-    deliveries::RECORD,
+    deliveries::{RECORD, RECORD_DELIVERED},
     pool::{build_pool, PoolOptions},
     testing::TestDatabase,
     worker_queries::TAKE,
@@ -97,4 +97,13 @@ async fn take_and_record_find_deliveries_by_primary_key_on_a_young_table() {
     )
     .await;
     assert_by_key(&record);
+    let delivered = generic_plan(
+        &db,
+        RECORD_DELIVERED,
+        "uuid[], uuid[], uuid[], timestamptz[], text[], text[], jsonb[], int4[], jsonb[], \
+         text[], int4[], text[]",
+        &["'{}'"; 12].join(", "),
+    )
+    .await;
+    assert_by_key(&delivered);
 }
