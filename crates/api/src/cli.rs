@@ -33,7 +33,9 @@ pub enum Command {
         /// Brand the token may act for; repeat for several, or `*` for all.
         #[arg(long = "brand", required = true)]
         brands: Vec<String>,
-        /// Scope to grant; repeat for several. Default: manage webhooks and publish events.
+        /// Scope to add to the default one (managing webhooks); repeat for several. `publish`
+        /// is short for the events-publish scope, which belongs to producers; `manage` for the
+        /// default; any other value is taken as a scope string.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Lifetime, e.g. `1h`, `30m`, `7d`.
@@ -75,14 +77,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Brands::List(brands)
             };
-            let scopes = if scopes.is_empty() {
-                vec![
-                    auth::SCOPE_WEBHOOKS.to_owned(),
-                    auth::SCOPE_PUBLISH.to_owned(),
-                ]
-            } else {
-                scopes
-            };
+            anyhow::ensure!(
+                ttl <= settings.auth.max_token_lifetime,
+                "--ttl {} is longer than auth.max_token_lifetime ({}): the API would refuse the \
+                 token",
+                humantime::format_duration(ttl),
+                humantime::format_duration(settings.auth.max_token_lifetime)
+            );
+            let scopes = token_scopes(&scopes);
             println!(
                 "{}",
                 auth::mint_hs256(secret, brands, &scopes, ttl, subject)?
@@ -90,4 +92,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The scopes of a minted token: managing webhooks, plus each `--scope` (`publish` and `manage`
+/// are short for Hookline's two scopes).
+fn token_scopes(extra: &[String]) -> Vec<String> {
+    let mut scopes = vec![auth::SCOPE_WEBHOOKS.to_owned()];
+    for s in extra {
+        let scope = match s.as_str() {
+            "publish" => auth::SCOPE_PUBLISH,
+            "manage" => auth::SCOPE_WEBHOOKS,
+            other => other,
+        };
+        if !scopes.iter().any(|have| have == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    scopes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_manage_by_default_and_publish_only_when_asked() {
+        assert_eq!(token_scopes(&[]), [auth::SCOPE_WEBHOOKS]);
+        assert_eq!(
+            token_scopes(&["publish".into(), "manage".into()]),
+            [auth::SCOPE_WEBHOOKS, auth::SCOPE_PUBLISH]
+        );
+        assert_eq!(
+            token_scopes(&[auth::SCOPE_PUBLISH.into()]),
+            [auth::SCOPE_WEBHOOKS, auth::SCOPE_PUBLISH]
+        );
+    }
 }

@@ -150,6 +150,10 @@ pub struct AuthSettings {
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
     pub audience: Option<String>,
+    /// Longest lifetime a token may have (`exp` − `iat`, or what is left of it when it has no
+    /// `iat`); a longer one is refused, however it was signed.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
 }
 
 impl Default for AuthSettings {
@@ -159,6 +163,7 @@ impl Default for AuthSettings {
             rs256_public_keys: Vec::new(),
             issuer: None,
             audience: None,
+            max_token_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -419,6 +424,21 @@ impl Settings {
                 "the dev default is refused in production",
             );
         }
+        if self.env == "production" && self.auth.issuer.as_deref().unwrap_or("").is_empty() {
+            return invalid(
+                "auth.issuer",
+                "production requires the `iss` every token must carry",
+            );
+        }
+        if self.env == "production" && self.auth.audience.as_deref().unwrap_or("").is_empty() {
+            return invalid(
+                "auth.audience",
+                "production requires the `aud` every token must carry",
+            );
+        }
+        if self.auth.max_token_lifetime.is_zero() {
+            return invalid("auth.max_token_lifetime", "must be longer than zero");
+        }
         if self.auth.hs256_secret.expose_secret().is_empty()
             && self.auth.rs256_public_keys.is_empty()
         {
@@ -520,6 +540,25 @@ mod tests {
         };
         let err = settings.validate().expect_err("dev secret in production");
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
+    }
+
+    #[test]
+    fn production_requires_issuer_and_audience() {
+        let mut settings = Settings {
+            env: "production".into(),
+            ..Settings::default()
+        };
+        settings.auth.hs256_secret = "a-production-secret-of-enough-length-0123456789".into();
+        let err = settings.validate().expect_err("no issuer");
+        assert!(err.to_string().contains("auth.issuer"), "{err}");
+        settings.auth.issuer = Some("https://auth.example.com/".into());
+        let err = settings.validate().expect_err("no audience");
+        assert!(err.to_string().contains("auth.audience"), "{err}");
+        settings.auth.audience = Some("hookline".into());
+        settings.validate().expect("both set");
+        settings.auth.max_token_lifetime = Duration::ZERO;
+        let err = settings.validate().expect_err("zero lifetime");
+        assert!(err.to_string().contains("auth.max_token_lifetime"), "{err}");
     }
 
     #[test]

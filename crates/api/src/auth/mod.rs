@@ -83,6 +83,10 @@ pub enum AuthError {
     Algorithm,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet (nbf)")]
+    NotYetValid,
+    #[error("token lifetime longer than auth.max_token_lifetime")]
+    TooLong,
     #[error("token not valid: {0}")]
     Invalid(String),
 }
@@ -93,7 +97,11 @@ pub struct Authenticator {
     rs256: Vec<DecodingKey>,
     issuer: Option<String>,
     audience: Option<String>,
+    max_lifetime: std::time::Duration,
 }
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY: u64 = 30;
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,13 +131,16 @@ impl Authenticator {
             rs256,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            max_lifetime: settings.max_token_lifetime,
         })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut validation = Validation::new(alg);
         validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY;
+        // A token that is not valid yet is refused like an expired one, with the same leeway.
+        validation.validate_nbf = true;
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
             validation.required_spec_claims.insert("iss".into());
@@ -158,16 +169,35 @@ impl Authenticator {
         let mut last = AuthError::Invalid("no key verified the token".into());
         for key in keys {
             match decode::<Claims>(token, key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return self.within_lifetime(data.claims),
                 Err(e) => {
                     last = match e.kind() {
                         jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                        jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                            AuthError::NotYetValid
+                        }
                         kind => AuthError::Invalid(format!("{kind:?}")),
                     }
                 }
             }
         }
         Err(last)
+    }
+}
+
+impl Authenticator {
+    /// Refuses a token meant to live longer than `auth.max_token_lifetime`: `exp` − `iat`, or,
+    /// without `iat`, what is left of it (a stolen long-lived token is the risk either way).
+    fn within_lifetime(&self, claims: Claims) -> Result<Claims, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let from = claims
+            .iat
+            .map_or(now, |iat| iat.min(now.saturating_add(LEEWAY)));
+        let lifetime = claims.exp.saturating_sub(from);
+        if lifetime > self.max_lifetime.as_secs().saturating_add(LEEWAY) {
+            return Err(AuthError::TooLong);
+        }
+        Ok(claims)
     }
 }
 

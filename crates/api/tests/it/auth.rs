@@ -76,6 +76,49 @@ async fn expired_token_is_401() {
 }
 
 #[tokio::test]
+async fn token_not_valid_yet_is_401() {
+    let app = spawn_app().await;
+    let secret = hookline_config::DEV_HS256_SECRET;
+    let future = json!({ "exp": now() + 7200, "nbf": now() + 3600,
+        "scope": SCOPE_WEBHOOKS, "brands": ["acme"] });
+    assert_flex_error(
+        list_with(&app, &hs256(secret, &future)).await,
+        401,
+        "ERR-CMR-0002",
+    )
+    .await;
+    // Within the leeway for clock skew, it passes.
+    let skewed = json!({ "exp": now() + 600, "nbf": now() + 10,
+        "scope": SCOPE_WEBHOOKS, "brands": ["acme"] });
+    assert_eq!(list_with(&app, &hs256(secret, &skewed)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn token_living_longer_than_the_maximum_is_401() {
+    let app = spawn_app().await;
+    let secret = hookline_config::DEV_HS256_SECRET;
+    // The default maximum is 24 hours: by its issue time, or what is left without one.
+    let long = json!({ "exp": now() + 7 * 86_400, "iat": now(),
+        "scope": SCOPE_WEBHOOKS, "brands": ["acme"] });
+    assert_flex_error(
+        list_with(&app, &hs256(secret, &long)).await,
+        401,
+        "ERR-CMR-0002",
+    )
+    .await;
+    let no_iat = json!({ "exp": now() + 2 * 86_400, "scope": SCOPE_WEBHOOKS, "brands": ["acme"] });
+    assert_flex_error(
+        list_with(&app, &hs256(secret, &no_iat)).await,
+        401,
+        "ERR-CMR-0002",
+    )
+    .await;
+    let day = json!({ "exp": now() + 86_400, "iat": now(),
+        "scope": SCOPE_WEBHOOKS, "brands": ["acme"] });
+    assert_eq!(list_with(&app, &hs256(secret, &day)).await.status(), 200);
+}
+
+#[tokio::test]
 async fn token_without_exp_is_401() {
     let app = spawn_app().await;
     let token = hs256(
