@@ -75,6 +75,15 @@ impl std::fmt::Debug for Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         if settings.uses_dev_secret() {
+            // The dev secret is in the README: with it, anyone can mint a `brands: "*"` token.
+            // Only a server nobody else can reach may run with it (the quickstart).
+            anyhow::ensure!(
+                hookline_config::is_loopback_bind(&settings.http.bind),
+                "auth.hs256_secret is the built-in dev secret, which anyone can read in the \
+                 README, and http.bind ({}) is not a loopback address: set \
+                 HOOKLINE__AUTH__HS256_SECRET (or bind to 127.0.0.1)",
+                settings.http.bind
+            );
             tracing::warn!(
                 "auth.hs256_secret is the dev default: anyone can mint tokens; set \
                  HOOKLINE__AUTH__HS256_SECRET before exposing this server"

@@ -20,6 +20,21 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 pub use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// The shortest HS256 secret `env = "production"` accepts, in bytes (the key size of HS256).
+pub const MIN_PRODUCTION_SECRET: usize = 32;
+
+/// Whether a secret is one of the placeholders the manifests and docs ship with.
+fn is_placeholder(secret: &str) -> bool {
+    let s = secret.to_ascii_lowercase();
+    s.contains("change_me") || s.contains("changeme") || s.contains("change-me")
+}
+
+/// Whether `bind` (an `ip:port`) listens on a loopback address only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    bind.parse::<SocketAddr>()
+        .is_ok_and(|addr| addr.ip().is_loopback())
+}
+
 /// The dev-only HS256 key. `env = "production"` refuses to start while it is in use.
 pub const DEV_HS256_SECRET: &str = "hookline-dev-only-secret-do-not-use-in-production";
 
@@ -424,6 +439,25 @@ impl Settings {
                 "the dev default is refused in production",
             );
         }
+        let secret = self.auth.hs256_secret.expose_secret();
+        if self.env == "production" && !secret.is_empty() && secret.len() < MIN_PRODUCTION_SECRET {
+            return invalid(
+                "auth.hs256_secret",
+                "must be at least 32 bytes in production (or empty, with RS256 keys)",
+            );
+        }
+        if self.env == "production" && is_placeholder(secret) {
+            return invalid(
+                "auth.hs256_secret",
+                "is a placeholder from the manifests or the docs: set a long random value",
+            );
+        }
+        if self.env == "production" && self.delivery.allow_private_targets {
+            return invalid(
+                "delivery.allow_private_targets",
+                "must be false in production: endpoints could reach internal addresses",
+            );
+        }
         if self.env == "production" && self.auth.issuer.as_deref().unwrap_or("").is_empty() {
             return invalid(
                 "auth.issuer",
@@ -559,6 +593,38 @@ mod tests {
         settings.auth.max_token_lifetime = Duration::ZERO;
         let err = settings.validate().expect_err("zero lifetime");
         assert!(err.to_string().contains("auth.max_token_lifetime"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_short_placeholder_secrets_and_private_targets() {
+        let mut settings = Settings {
+            env: "production".into(),
+            ..Settings::default()
+        };
+        settings.auth.issuer = Some("https://auth.example.com/".into());
+        settings.auth.audience = Some("hookline".into());
+        settings.auth.hs256_secret = "short".into();
+        let err = settings.validate().expect_err("short secret");
+        assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
+        settings.auth.hs256_secret = "CHANGE_ME_TO_A_LONG_RANDOM_VALUE_0123456789".into();
+        let err = settings.validate().expect_err("placeholder");
+        assert!(err.to_string().contains("placeholder"), "{err}");
+        settings.auth.hs256_secret = "k9Vq2xLr8ZpT4wYb6NcH1sJd3FgA7eMu".into();
+        settings.validate().expect("a 32-byte random secret");
+        settings.delivery.allow_private_targets = true;
+        let err = settings.validate().expect_err("private targets");
+        assert!(
+            err.to_string().contains("delivery.allow_private_targets"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn loopback_binds_are_told_apart() {
+        assert!(is_loopback_bind("127.0.0.1:8080"));
+        assert!(is_loopback_bind("[::1]:8080"));
+        assert!(!is_loopback_bind("0.0.0.0:8080"));
+        assert!(!is_loopback_bind("10.0.0.5:8080"));
     }
 
     #[test]

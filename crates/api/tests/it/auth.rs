@@ -286,3 +286,24 @@ async fn wildcard_brand_token_reaches_every_brand() {
     let list = json_of(app.get("/v1/acme/webhooks", &app.admin_token()).await, 200).await;
     assert_eq!(list.as_array().expect("array").len(), 1);
 }
+
+#[tokio::test]
+async fn the_dev_secret_is_refused_unless_the_api_listens_on_loopback_only() {
+    let db = hookline_store::testing::TestDatabase::create().await;
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.http.bind = "0.0.0.0:0".into();
+    let Err(err) = hookline_api::Application::build(settings.clone()).await else {
+        panic!("the API started on every interface with the dev secret");
+    };
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("HOOKLINE__AUTH__HS256_SECRET"),
+        "{message}"
+    );
+    // With a secret of its own, the same bind is fine.
+    settings.auth.hs256_secret = "a-secret-of-this-deployment-only-0123456789".into();
+    let app = hookline_api::Application::build(settings)
+        .await
+        .expect("a real secret on 0.0.0.0");
+    drop(app);
+}
