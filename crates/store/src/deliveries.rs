@@ -248,6 +248,26 @@ WITH recorded AS ( \
 ) \
 SELECT * FROM counted WHERE health <> 'healthy'";
 
+/// Binds `$1`–`$12` of [`RECORD`] and [`RECORD_DELIVERED`], the attempt rows as one array per
+/// column (a macro: each `bind` changes the statement's type).
+macro_rules! bind_attempts {
+    ($statement:expr, $attempts:expr) => {
+        $statement
+            .bind::<Array<SqlUuid>, _>(column(&$attempts, |a| a.id))
+            .bind::<Array<SqlUuid>, _>(column(&$attempts, |a| a.webhook_id))
+            .bind::<Array<SqlUuid>, _>(column(&$attempts, |a| a.event_id))
+            .bind::<Array<Timestamptz>, _>(column(&$attempts, |a| a.created))
+            .bind::<Array<Text>, _>(column(&$attempts, |a| a.status.as_str()))
+            .bind::<Array<Text>, _>(column(&$attempts, |a| a.request_endpoint.as_str()))
+            .bind::<Array<Jsonb>, _>(column(&$attempts, |a| &a.request_headers))
+            .bind::<Array<Nullable<Int4>>, _>(column(&$attempts, |a| a.response_status_code))
+            .bind::<Array<Nullable<Jsonb>>, _>(column(&$attempts, |a| a.response_headers.as_ref()))
+            .bind::<Array<Nullable<Text>>, _>(column(&$attempts, |a| a.response_body.as_deref()))
+            .bind::<Array<Int4>, _>(column(&$attempts, |a| a.response_time_ms))
+            .bind::<Array<Nullable<Text>>, _>(column(&$attempts, |a| a.error.as_deref()))
+    };
+}
+
 /// One field of every attempt, as the array bound for that column.
 fn column<'a, T>(attempts: &[&'a NewAttempt], field: impl Fn(&'a NewAttempt) -> T) -> Vec<T> {
     attempts.iter().map(|a| field(a)).collect()
@@ -283,35 +303,13 @@ pub async fn record_attempts<R: Borrow<Recorded>>(
         .iter()
         .all(|r| r.result == AttemptResult::Delivered && r.next == NextState::Success);
     if all_delivered {
-        return Ok(prepared::statement(RECORD_DELIVERED)
-            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
-            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))
-            .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.event_id))
-            .bind::<Array<Timestamptz>, _>(column(&attempts, |a| a.created))
-            .bind::<Array<Text>, _>(column(&attempts, |a| a.status.as_str()))
-            .bind::<Array<Text>, _>(column(&attempts, |a| a.request_endpoint.as_str()))
-            .bind::<Array<Jsonb>, _>(column(&attempts, |a| &a.request_headers))
-            .bind::<Array<Nullable<Int4>>, _>(column(&attempts, |a| a.response_status_code))
-            .bind::<Array<Nullable<Jsonb>>, _>(column(&attempts, |a| a.response_headers.as_ref()))
-            .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.response_body.as_deref()))
-            .bind::<Array<Int4>, _>(column(&attempts, |a| a.response_time_ms))
-            .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.error.as_deref()))
-            .load(conn)
-            .await?);
+        return Ok(
+            bind_attempts!(prepared::statement(RECORD_DELIVERED), attempts)
+                .load(conn)
+                .await?,
+        );
     }
-    Ok(prepared::statement(RECORD)
-        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.id))
-        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.webhook_id))
-        .bind::<Array<SqlUuid>, _>(column(&attempts, |a| a.event_id))
-        .bind::<Array<Timestamptz>, _>(column(&attempts, |a| a.created))
-        .bind::<Array<Text>, _>(column(&attempts, |a| a.status.as_str()))
-        .bind::<Array<Text>, _>(column(&attempts, |a| a.request_endpoint.as_str()))
-        .bind::<Array<Jsonb>, _>(column(&attempts, |a| &a.request_headers))
-        .bind::<Array<Nullable<Int4>>, _>(column(&attempts, |a| a.response_status_code))
-        .bind::<Array<Nullable<Jsonb>>, _>(column(&attempts, |a| a.response_headers.as_ref()))
-        .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.response_body.as_deref()))
-        .bind::<Array<Int4>, _>(column(&attempts, |a| a.response_time_ms))
-        .bind::<Array<Nullable<Text>>, _>(column(&attempts, |a| a.error.as_deref()))
+    Ok(bind_attempts!(prepared::statement(RECORD), attempts)
         .bind::<Array<Text>, _>(&statuses)
         .bind::<Array<Nullable<Timestamptz>>, _>(&next_ats)
         .bind::<Array<Text>, _>(&kinds)
