@@ -148,6 +148,21 @@ fn health_kind(result: AttemptResult) -> &'static str {
     }
 }
 
+/// The first CTE of [`RECORD`] and [`RECORD_DELIVERED`]: the attempt rows, one array per
+/// column (`$1`–`$12`, bound by `bind_attempts!`). A macro so both statements stay constants.
+macro_rules! insert_attempts {
+    () => {
+        "WITH recorded AS ( \
+    INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
+        request_headers, response_status_code, response_headers, response_body, \
+        response_time_ms, error) \
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
+        $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
+        $11::int4[], $12::text[]) \
+), "
+    };
+}
+
 /// Records a group of attempts, moves each delivery to its next state and counts each
 /// endpoint's health, in one statement (see [`record_attempts`]). A manual retry is one
 /// attempt: whatever it gave, the flag is spent. A delivery that is still owed goes back to
@@ -161,15 +176,9 @@ fn health_kind(result: AttemptResult) -> &'static str {
 /// `OFFSET 0`, a fence: joined directly, the planner may look deliveries up by the webhook id
 /// alone (all of a busy webhook's deliveries, for every attempt) instead of by both keys.
 /// Public so tests can examine its plan.
-pub const RECORD: &str = "\
-WITH recorded AS ( \
-    INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
-        request_headers, response_status_code, response_headers, response_body, \
-        response_time_ms, error) \
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
-        $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
-        $11::int4[], $12::text[]) \
-), moved AS ( \
+pub const RECORD: &str = concat!(
+    insert_attempts!(),
+    "moved AS ( \
     UPDATE deliveries d SET \
         status = CASE WHEN m.status = 'PENDING' AND m.health <> 'healthy' THEN 'PARKED' \
             ELSE m.status END, \
@@ -211,21 +220,16 @@ WITH recorded AS ( \
         w.failing_since, w.probe_interval_ms, w.next_probe_at, agg.delivered, agg.gone \
 ) \
 SELECT * FROM counted \
-WHERE health <> 'healthy' OR consecutive_failures >= $16 OR gone";
+WHERE health <> 'healthy' OR consecutive_failures >= $16 OR gone"
+);
 
 /// [`RECORD`] for a group whose every attempt delivered, the common case under load: each
 /// delivery becomes SUCCESS whatever its endpoint's health (no join to the webhooks for it),
 /// and only webhooks whose health row needs the success are touched (not healthy, failures
 /// counted, or a last success older than a second). Public so tests can examine its plan.
-pub const RECORD_DELIVERED: &str = "\
-WITH recorded AS ( \
-    INSERT INTO attempts (id, webhook_id, event_id, created, status, request_endpoint, \
-        request_headers, response_status_code, response_headers, response_body, \
-        response_time_ms, error) \
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], \
-        $5::text[], $6::text[], $7::jsonb[], $8::int4[], $9::jsonb[], $10::text[], \
-        $11::int4[], $12::text[]) \
-), moved AS ( \
+pub const RECORD_DELIVERED: &str = concat!(
+    insert_attempts!(),
+    "moved AS ( \
     UPDATE deliveries d SET status = 'SUCCESS', status_reason = NULL, \
         attempt_count = d.attempt_count + 1, next_attempt_at = NULL, leased_until = NULL, \
         attempting = false, manual_retry = false, lost_count = 0, updated = now() \
@@ -246,7 +250,8 @@ WITH recorded AS ( \
         w.failing_since, w.probe_interval_ms, w.next_probe_at, true AS delivered, \
         false AS gone \
 ) \
-SELECT * FROM counted WHERE health <> 'healthy'";
+SELECT * FROM counted WHERE health <> 'healthy'"
+);
 
 /// Binds `$1`–`$12` of [`RECORD`] and [`RECORD_DELIVERED`], the attempt rows as one array per
 /// column (a macro: each `bind` changes the statement's type).
