@@ -53,6 +53,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub health: HealthSettings,
     pub limits: LimitSettings,
+    pub retention: RetentionSettings,
+    pub recovery: RecoverySettings,
     pub log: LogSettings,
 }
 
@@ -69,6 +71,8 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             health: HealthSettings::default(),
             limits: LimitSettings::default(),
+            retention: RetentionSettings::default(),
+            recovery: RecoverySettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -221,8 +225,6 @@ pub struct DeliverySettings {
     pub connect_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Bytes of a response body kept on the attempt record.
-    pub response_body_limit: usize,
     pub user_agent: String,
     /// How long the old secret keeps signing beside the new one after a rotation.
     #[serde(with = "humantime_serde")]
@@ -239,7 +241,6 @@ impl Default for DeliverySettings {
             retry_after_max: Duration::from_secs(6 * 3600),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
-            response_body_limit: 4096,
             user_agent: "Hookline-Webhooks/0.1".into(),
             secret_rotation_grace: Duration::from_secs(24 * 3600),
         }
@@ -351,6 +352,76 @@ impl Default for LimitSettings {
         Self {
             max_webhooks_per_brand: 100,
         }
+    }
+}
+
+/// How long the delivery log is kept, and how much of an endpoint's answer it keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Events older than this are deleted with their deliveries and attempts, unless one of
+    /// their deliveries is still owed (PENDING or PARKED).
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// How often each worker looks for expired events.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Events deleted per statement: each batch is a short transaction.
+    pub batch: u32,
+    /// Pause between two batches of one purge, so a large purge yields to ingest and delivery.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+    /// Bytes of an endpoint's response body kept on an attempt.
+    pub attempt_response_bytes: usize,
+    /// Bytes of an endpoint's response headers (names and values) kept on an attempt.
+    pub attempt_header_bytes: usize,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            period: Duration::from_secs(30 * 24 * 3600),
+            interval: Duration::from_secs(60),
+            batch: 1000,
+            pause: Duration::from_millis(20),
+            attempt_response_bytes: 4096,
+            attempt_header_bytes: 4096,
+        }
+    }
+}
+
+/// Bulk recovery jobs (`POST …/recover`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoverySettings {
+    /// Deliveries one job requeues per second (the job's release rate).
+    pub rate: u32,
+    /// Most deliveries one job may match (422 beyond).
+    pub max_matched: u64,
+    /// Longest `since`..`until` window; unset: `retention.period`.
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_window: Option<Duration>,
+    /// How long a replica owns a running job without renewing it; after that another replica
+    /// continues it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            rate: 1000,
+            max_matched: 100_000,
+            max_window: None,
+            lease: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RecoverySettings {
+    /// The longest window a recovery may cover under `retention`.
+    pub fn window(&self, retention: &RetentionSettings) -> Duration {
+        self.max_window.unwrap_or(retention.period)
     }
 }
 
@@ -549,6 +620,24 @@ impl Settings {
         }
         if self.limits.max_webhooks_per_brand == 0 {
             return invalid("limits.max_webhooks_per_brand", "must be at least 1");
+        }
+        if self.retention.period.is_zero() {
+            return invalid("retention.period", "must be longer than zero");
+        }
+        if self.retention.interval.is_zero() {
+            return invalid("retention.interval", "must be longer than zero");
+        }
+        if self.retention.batch == 0 {
+            return invalid("retention.batch", "must be at least 1");
+        }
+        if self.recovery.rate == 0 {
+            return invalid("recovery.rate", "must be at least 1");
+        }
+        if self.recovery.max_matched == 0 {
+            return invalid("recovery.max_matched", "must be at least 1");
+        }
+        if self.recovery.lease < Duration::from_secs(1) {
+            return invalid("recovery.lease", "must be at least 1s");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be `text` or `json`");

@@ -233,6 +233,7 @@ pub async fn ingest_excluding(
                     payload: new.payload.clone(),
                     created: at,
                     idempotency_key: new.idempotency_key.map(str::to_owned),
+                    erased: None,
                 },
                 true,
             ),

@@ -10,6 +10,8 @@ pub mod migrate;
 pub mod models;
 pub mod pool;
 mod prepared;
+pub mod recoveries;
+pub mod retention;
 pub mod schema;
 pub mod webhooks;
 pub mod worker_queries;

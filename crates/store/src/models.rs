@@ -96,6 +96,8 @@ pub struct Event {
     pub payload: serde_json::Value,
     pub created: DateTime<Utc>,
     pub idempotency_key: Option<String>,
+    /// When the payload was erased (a data-protection request); its deliveries are then final.
+    pub erased: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]

@@ -42,6 +42,38 @@ diesel::table! {
         payload -> Jsonb,
         created -> Timestamptz,
         idempotency_key -> Nullable<Text>,
+        erased -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    recoveries (id) {
+        id -> Uuid,
+        brand_id -> Text,
+        webhook_id -> Nullable<Uuid>,
+        webhook_ids -> Array<Nullable<Uuid>>,
+        since -> Timestamptz,
+        until -> Timestamptz,
+        statuses -> Array<Nullable<Text>>,
+        event_types -> Nullable<Array<Nullable<Text>>>,
+        state -> Text,
+        matched -> Int8,
+        requeued -> Int8,
+        skipped -> Int8,
+        error -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        leased_until -> Nullable<Timestamptz>,
+        created -> Timestamptz,
+        updated -> Timestamptz,
+        finished -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    recovery_items (recovery_id, webhook_id, event_id) {
+        recovery_id -> Uuid,
+        webhook_id -> Uuid,
+        event_id -> Uuid,
     }
 }
 
@@ -73,5 +105,13 @@ diesel::table! {
 
 diesel::joinable!(deliveries -> events (event_id));
 diesel::joinable!(deliveries -> webhooks (webhook_id));
+diesel::joinable!(recovery_items -> recoveries (recovery_id));
 
-diesel::allow_tables_to_appear_in_same_query!(attempts, deliveries, events, webhooks,);
+diesel::allow_tables_to_appear_in_same_query!(
+    attempts,
+    deliveries,
+    events,
+    recoveries,
+    recovery_items,
+    webhooks,
+);

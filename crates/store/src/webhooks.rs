@@ -171,10 +171,24 @@ pub async fn delete(
     brand: &str,
     id: Uuid,
 ) -> Result<bool, StoreError> {
+    // Its running recovery jobs cannot go on; they say why instead of vanishing.
+    crate::recoveries::fail_for_webhook(conn, id).await?;
     let n = diesel::delete(w::webhooks.filter(w::brand_id.eq(brand).and(w::id.eq(id))))
         .execute(conn)
         .await?;
     Ok(n > 0)
+}
+
+/// The ids of every webhook of `brand`.
+pub async fn ids_of_brand(
+    conn: &mut AsyncPgConnection,
+    brand: &str,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(w::webhooks
+        .filter(w::brand_id.eq(brand))
+        .select(w::id)
+        .load(conn)
+        .await?)
 }
 
 /// Makes `new_secret` the signing secret; the current one keeps signing beside it until

@@ -57,6 +57,14 @@ pub mod names {
     /// Counter: deliveries deferred by a worker because their brand's or host's budget was
     /// full or their bytes would not fit (handed back to Postgres, no attempt consumed).
     pub const DEFERRED: &str = "hookline_deferred_total";
+    /// Counter: rows the retention purge deleted, by `table` (events, deliveries, attempts).
+    pub const RETENTION_DELETED: &str = "hookline_retention_deleted_rows_total";
+    /// Gauge (seconds): age of the oldest event still stored.
+    pub const OLDEST_EVENT_AGE: &str = "hookline_oldest_event_age_seconds";
+    /// Gauge: bulk recovery jobs by `state` (RUNNING, DONE, CANCELLED, FAILED).
+    pub const RECOVERIES: &str = "hookline_recoveries";
+    /// Counter: deliveries requeued by bulk recovery jobs.
+    pub const RECOVERY_REQUEUED: &str = "hookline_recovery_requeued_total";
 }
 
 /// Latency buckets (seconds) from 1 ms to 1 min.

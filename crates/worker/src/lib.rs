@@ -16,6 +16,7 @@
 //!   per-host budgets, shared event bodies, and the handler returning an outcome;
 //! - [`endpoints`]: endpoint health — degrading, probing, disabling, releasing parked work,
 //!   and the operational events;
+//! - [`housekeeping`]: bulk recovery jobs and the retention purge;
 //! - [`health`]: `/healthz`; [`telemetry`]: logging; [`backoff`]: retry delays of the loops.
 
 pub mod backoff;
@@ -24,6 +25,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod endpoints;
 pub mod health;
+pub mod housekeeping;
 pub mod scheduler;
 pub mod startup;
 pub mod telemetry;

@@ -20,7 +20,7 @@ use crate::{
     dead_letter,
     delivery::{body::Bodies, budget::Budgets, handle::Handler, send::Sender},
     endpoints::Endpoints,
-    health,
+    health, housekeeping,
     scheduler::{self, SchedulerConfig},
 };
 
@@ -40,6 +40,9 @@ pub enum BuildError {
 pub struct Worker {
     settings: Settings,
     pool: Pool,
+    /// Recovery jobs and the retention purge: a small pool of their own with the default
+    /// planner (the purge finds old events through a BRIN index, which only bitmap scans use).
+    housekeeping: Pool,
     endpoints: Endpoints,
     handler: Arc<Handler>,
     health: TcpListener,
@@ -84,6 +87,18 @@ impl Worker {
             },
         )
         .map_err(|e| BuildError::Pool(e.to_string()))?;
+        let housekeeping = build_pool(
+            db.url.expose_secret(),
+            &PoolOptions {
+                max_size: 2,
+                wait_timeout: db.pool_wait_timeout,
+                connect_timeout: db.connect_timeout,
+                statement_timeout: db.statement_timeout,
+                synchronous_commit: true,
+                index_scans_only: false,
+            },
+        )
+        .map_err(|e| BuildError::Pool(e.to_string()))?;
         let w = &settings.worker;
         let endpoints = Endpoints::new(
             pool.clone(),
@@ -92,7 +107,7 @@ impl Worker {
         );
         let handler = Handler::new(
             pool.clone(),
-            Sender::new(delivery)?,
+            Sender::new(delivery, &settings.retention)?,
             schedule,
             // A stalled budget's deferrals grow up to about the request timeout: by then a
             // hanging request has freed its slot.
@@ -112,6 +127,7 @@ impl Worker {
         Ok(Worker {
             settings,
             pool,
+            housekeeping,
             endpoints,
             handler: Arc::new(handler),
             health,
@@ -130,6 +146,7 @@ impl Worker {
         let Worker {
             settings,
             pool,
+            housekeeping,
             endpoints,
             handler,
             health,
@@ -176,7 +193,13 @@ impl Worker {
                 },
                 shutdown.clone(),
             );
-            tokio::join!(scheduler, consumer, dead_letter);
+            let housekeeping = housekeeping::run(
+                housekeeping,
+                settings.recovery.clone(),
+                settings.retention.clone(),
+                shutdown.clone(),
+            );
+            tokio::join!(scheduler, consumer, dead_letter, housekeeping);
         };
         // Polled here rather than spawned, so dropping this future stops everything.
         tokio::join!(health, work);

@@ -1,5 +1,6 @@
 //! Events: ingest (`POST /v1/{brandId}/events`) and each webhook's event log
-//! (`GET …/webhooks/{id}/events`, `GET …/events/{eventId}`, `POST …/events/{eventId}/retry`).
+//! (`GET …/webhooks/{id}/events`, `GET …/events/{eventId}`, `POST …/events/{eventId}/retry`),
+//! and erasure (`DELETE /v1/{brandId}/events/{eventId}/payload`).
 //!
 //! Ingest writes the event and its deliveries in one transaction, then publishes one message
 //! per delivery. A publish that fails (broker down) does not fail the request: the deliveries
@@ -14,6 +15,7 @@ use hookline_store::{
     deliveries,
     events::{self, Ingested},
     models::{Attempt, Delivery, Event, NewEvent},
+    retention,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,7 +23,7 @@ use uuid::Uuid;
 
 use super::{views::timestamp, webhook_of};
 use crate::{
-    auth::{Principal, SCOPE_PUBLISH},
+    auth::{Principal, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
     error::ApiError,
     ingest::PendingEvent,
     state::AppState,
@@ -345,7 +347,55 @@ fn page_entry(d: &Delivery, e: &Event) -> Value {
         "statusReason": d.status_reason,
         "attempts": d.attempt_count,
         "nextAttempt": d.next_attempt_at.map(timestamp),
+        // When the payload was erased (a data-protection request), else null.
+        "erased": e.erased.map(timestamp),
     })
+}
+
+/// The 409 for retrying or recovering an event whose payload was erased.
+fn erased_conflict(id: Uuid, erased: DateTime<Utc>) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "The payload of event {id} was erased at {}; its deliveries can no longer be \
+             retried or recovered",
+            timestamp(erased)
+        ),
+    )
+}
+
+/// `DELETE /v1/{brandId}/events/{eventId}/payload` → 200 `{id, type, created, erased}`: the
+/// stored payload is replaced by `{}` and the event stays in every webhook's log, marked
+/// erased; deliveries still owed end as FAILURE (`payload_erased`), and none can be retried
+/// or recovered. Erasing again answers the same (the first erasure's time). Either scope may
+/// erase: the producer that published the event, or the brand managing its webhooks.
+#[tracing::instrument(skip_all, fields(brand = %path.0, event_id = %path.1))]
+pub async fn erase(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (brand, raw_event) = path.into_inner();
+    if principal.authorize(SCOPE_PUBLISH, &brand).is_err() {
+        principal.authorize(SCOPE_WEBHOOKS, &brand)?;
+    }
+    state.rate_limit(&brand)?;
+    let not_found = || {
+        ApiError::not_found(format!(
+            "No event with ID: {raw_event} was found for brandId: {brand}"
+        ))
+    };
+    let id = Uuid::parse_str(&raw_event).map_err(|_| not_found())?;
+    let mut conn = state.conn().await?;
+    let Some(event) = retention::erase(&mut conn, &brand, id).await? else {
+        return Err(not_found());
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": event.id,
+        "type": event.event_type,
+        "created": timestamp(event.created),
+        "erased": event.erased.map(timestamp),
+    })))
 }
 
 fn attempt_view(a: &Attempt) -> Value {
@@ -525,6 +575,9 @@ pub async fn retry(
     }
     let lease = state.settings.worker.lease;
     let mut conn = state.conn().await?;
+    if let Some(Some(erased)) = retention::erased_at(&mut conn, &brand, event_id).await? {
+        return Err(erased_conflict(event_id, erased));
+    }
     if deliveries::request_retry(&mut conn, webhook.id, event_id, lease)
         .await?
         .is_none()

@@ -4,6 +4,8 @@
 //! - `webhooks.rs`: the flexEngage webhook routes `/v1/{brandId}/webhooks…`.
 //! - `fdx.rs`: the FDX routes `/v1/services/webhook…`.
 //! - `json.rs`: body and query extraction errors in the API's error shapes.
+//! - `events.rs`: ingest, each webhook's event log, retry and erasure.
+//! - `recoveries.rs`: bulk recovery jobs `/v1/{brandId}/…/recover`, `/v1/{brandId}/recoveries…`.
 //! - `views.rs`: response bodies shared by both surfaces.
 
 pub mod events;
@@ -12,6 +14,7 @@ pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod recoveries;
 pub mod views;
 pub mod webhooks;
 
@@ -96,6 +99,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
         .service(
             resource("/v1/{brandId}/webhooks/{id}/events/{eventId}/retry")
                 .on(M::POST, events::retry)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/events/{eventId}/payload")
+                .on(M::DELETE, events::erase)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/recover")
+                .on(M::POST, recoveries::recover_webhook)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/recover")
+                .on(M::POST, recoveries::recover_brand)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/recoveries")
+                .on(M::GET, recoveries::list)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/recoveries/{recoveryId}")
+                .on(M::GET, recoveries::get)
+                .on(M::DELETE, recoveries::cancel)
                 .done(),
         )
         .service(

@@ -756,6 +756,126 @@ async fn responses_of_every_operation_match_the_document() {
     c.check("POST", t, http.post(url(&disabled)).bearer_auth(&acme), 409)
         .await;
 
+    // Bulk recovery: the skipped delivery of the disabled webhook. No worker runs here, so a
+    // job that matched something stays RUNNING until it is cancelled.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let recover =
+        |path: &str, token: &str, body: Value| http.post(url(path)).bearer_auth(token).json(&body);
+    let t = "/v1/{brandId}/webhooks/{id}/recover";
+    let off_recover = format!("/v1/acme/webhooks/{off_id}/recover");
+    let skipped_only = json!({ "since": since, "statuses": ["SKIPPED"] });
+    let mut dry = skipped_only.clone();
+    dry["dryRun"] = json!(true);
+    let counted = c
+        .check("POST", t, recover(&off_recover, &acme, dry), 200)
+        .await;
+    assert!(counted["matched"].as_i64() >= Some(1), "{counted}");
+    let pending = json!({ "since": since, "statuses": ["PENDING"] });
+    c.check("POST", t, recover(&off_recover, &acme, pending), 422)
+        .await;
+    let nowhere = format!("/v1/acme/webhooks/{}/recover", Uuid::new_v4());
+    c.check(
+        "POST",
+        t,
+        recover(&nowhere, &acme, skipped_only.clone()),
+        404,
+    )
+    .await;
+    c.check(
+        "POST",
+        t,
+        recover(&off_recover, &other, skipped_only.clone()),
+        403,
+    )
+    .await;
+    let job = c
+        .check(
+            "POST",
+            t,
+            recover(&off_recover, &acme, skipped_only.clone()),
+            202,
+        )
+        .await;
+    assert_eq!(
+        job["matched"], counted["matched"],
+        "the dry run's count: {job}"
+    );
+    assert_eq!(job["state"], "RUNNING", "{job}");
+    let jid = job["id"].as_str().expect("id").to_owned();
+    // One job per webhook at a time.
+    c.check("POST", t, recover(&off_recover, &acme, skipped_only), 422)
+        .await;
+
+    let t = "/v1/{brandId}/recover";
+    let brand_dry = json!({ "since": since, "dryRun": true });
+    c.check(
+        "POST",
+        t,
+        recover("/v1/acme/recover", &acme, brand_dry),
+        200,
+    )
+    .await;
+    let stranger = json!({ "since": since, "webhookIds": [Uuid::new_v4()] });
+    c.check("POST", t, recover("/v1/acme/recover", &acme, stranger), 422)
+        .await;
+    let just_one = json!({ "since": since, "webhookIds": [wid] });
+    let done = c
+        .check("POST", t, recover("/v1/acme/recover", &acme, just_one), 202)
+        .await;
+    assert_eq!(done["state"], "DONE", "nothing matched: {done}");
+
+    let t = "/v1/{brandId}/recoveries";
+    let jobs = c
+        .check(
+            "GET",
+            t,
+            http.get(url("/v1/acme/recoveries")).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(
+        jobs["recoveries"].as_array().map(Vec::len),
+        Some(2),
+        "{jobs}"
+    );
+    let bad_size = http
+        .get(url("/v1/acme/recoveries?size=0"))
+        .bearer_auth(&acme);
+    c.check("GET", t, bad_size, 422).await;
+
+    let t = "/v1/{brandId}/recoveries/{recoveryId}";
+    let one_job = format!("/v1/acme/recoveries/{jid}");
+    c.check("GET", t, http.get(url(&one_job)).bearer_auth(&acme), 200)
+        .await;
+    c.check("GET", t, http.get(url(&one_job)).bearer_auth(&other), 403)
+        .await;
+    let no_job = format!("/v1/acme/recoveries/{}", Uuid::new_v4());
+    c.check("GET", t, http.get(url(&no_job)).bearer_auth(&acme), 404)
+        .await;
+    let cancelled = c
+        .check(
+            "DELETE",
+            t,
+            http.delete(url(&one_job)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(cancelled["state"], "CANCELLED", "{cancelled}");
+    c.check(
+        "DELETE",
+        t,
+        http.delete(url(&one_job)).bearer_auth(&acme),
+        409,
+    )
+    .await;
+    c.check(
+        "DELETE",
+        t,
+        http.delete(url(&no_job)).bearer_auth(&acme),
+        404,
+    )
+    .await;
+
     // FDX.
     let t = "/v1/services/webhook";
     let fdx_create = |body: Value| {
@@ -918,6 +1038,47 @@ async fn responses_of_every_operation_match_the_document() {
         404,
     )
     .await;
+
+    // Erasure last but one: the erased event can no longer be retried.
+    let t = "/v1/{brandId}/events/{eventId}/payload";
+    let erase = format!("/v1/acme/events/{eid}/payload");
+    let erased = c
+        .check(
+            "DELETE",
+            t,
+            http.delete(url(&erase)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert!(erased["erased"].is_string(), "{erased}");
+    let erase_other = http.delete(url(&erase)).bearer_auth(&other);
+    c.check("DELETE", t, erase_other, 403).await;
+    let erase_unknown = format!("/v1/acme/events/{}/payload", Uuid::new_v4());
+    c.check(
+        "DELETE",
+        t,
+        http.delete(url(&erase_unknown)).bearer_auth(&acme),
+        404,
+    )
+    .await;
+    c.check(
+        "POST",
+        "/v1/{brandId}/webhooks/{id}/events/{eventId}/retry",
+        http.post(url(&format!("{detail}/retry")))
+            .bearer_auth(&acme),
+        409,
+    )
+    .await;
+    let body = c
+        .check(
+            "GET",
+            "/v1/{brandId}/webhooks/{id}/events/{eventId}",
+            http.get(url(&detail)).bearer_auth(&acme),
+            200,
+        )
+        .await;
+    assert_eq!(body["data"], json!({}), "{body}");
+    assert_eq!(body["erased"], erased["erased"], "{body}");
 
     // Deleting last: the webhook served the routes above.
     let t = "/v1/{brandId}/webhooks/{id}";

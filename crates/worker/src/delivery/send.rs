@@ -8,7 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hookline_config::DeliverySettings;
+use hookline_config::{DeliverySettings, RetentionSettings};
 use hookline_domain::parse_retry_after;
 use reqwest::{header::HeaderMap, redirect, Client, StatusCode};
 
@@ -24,6 +24,7 @@ pub struct Sender {
     client: Client,
     user_agent: String,
     body_limit: usize,
+    header_limit: usize,
     allow_private: bool,
 }
 
@@ -45,9 +46,10 @@ impl Attempted {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
-    /// Header name → value; repeated headers joined with `, ` (RFC 9110 §5.3).
+    /// Header name → value; repeated headers joined with `, ` (RFC 9110 §5.3); names and values
+    /// together at most `retention.attempt_header_bytes` bytes (see [`TRUNCATED_HEADERS`]).
     pub headers: serde_json::Value,
-    /// At most `delivery.response_body_limit` bytes, as lossy UTF-8 without NUL characters.
+    /// At most `retention.attempt_response_bytes` bytes, as lossy UTF-8 without NUL characters.
     pub body: String,
     /// The `Retry-After` of a 429 or 503 (RFC 9110 §10.2.3); ignored on other statuses.
     pub retry_after: Option<Duration>,
@@ -77,7 +79,12 @@ impl Sender {
     /// redirects are not followed (DESIGN: a 3xx is a failure, and following one could lead
     /// past the SSRF guard's first check); no proxy from the environment, because a proxy
     /// would resolve the endpoint itself, out of the guard's sight.
-    pub fn new(settings: &DeliverySettings) -> Result<Sender, reqwest::Error> {
+    /// What an attempt keeps of the answer is bounded by `retention`'s `attempt_response_bytes`
+    /// and `attempt_header_bytes`.
+    pub fn new(
+        settings: &DeliverySettings,
+        retention: &RetentionSettings,
+    ) -> Result<Sender, reqwest::Error> {
         let client = Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -90,7 +97,8 @@ impl Sender {
         Ok(Sender {
             client,
             user_agent: settings.user_agent.clone(),
-            body_limit: settings.response_body_limit,
+            body_limit: retention.attempt_response_bytes,
+            header_limit: retention.attempt_header_bytes,
             allow_private: settings.allow_private_targets,
         })
     }
@@ -130,7 +138,7 @@ impl Sender {
         }
         let mut response = builder.send().await.map_err(|e| classify(&e))?;
         let status = response.status();
-        let headers = headers_json(response.headers());
+        let headers = headers_json(response.headers(), self.header_limit);
         let retry_after = if matches!(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -165,8 +173,18 @@ impl Sender {
     }
 }
 
-fn headers_json(headers: &HeaderMap) -> serde_json::Value {
+/// The key added to an attempt's response headers when some were not kept; its value says how
+/// many bytes were dropped.
+pub const TRUNCATED_HEADERS: &str = "x-hookline-truncated";
+
+/// The response headers as a JSON object, names and values together at most `limit` bytes: a
+/// hostile endpoint answering with megabytes of headers cannot bloat the store. Headers are
+/// kept in order; the one that crosses the bound keeps the start of its value, and the rest
+/// are counted under [`TRUNCATED_HEADERS`].
+fn headers_json(headers: &HeaderMap, limit: usize) -> serde_json::Value {
     let mut map = serde_json::Map::new();
+    let mut used = 0usize;
+    let mut dropped = 0usize;
     for name in headers.keys() {
         let joined = headers
             .get_all(name)
@@ -174,7 +192,33 @@ fn headers_json(headers: &HeaderMap) -> serde_json::Value {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect::<Vec<_>>()
             .join(", ");
-        map.insert(name.as_str().to_owned(), serde_json::Value::String(joined));
+        let size = name.as_str().len() + joined.len();
+        let room = limit.saturating_sub(used);
+        if size <= room {
+            used += size;
+            map.insert(name.as_str().to_owned(), serde_json::Value::String(joined));
+        } else if room > name.as_str().len() {
+            let mut cut = room - name.as_str().len();
+            while !joined.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            used += name.as_str().len() + cut;
+            dropped += joined.len() - cut;
+            map.insert(
+                name.as_str().to_owned(),
+                serde_json::Value::String(joined[..cut].to_owned()),
+            );
+        } else {
+            dropped += size;
+        }
+    }
+    if dropped > 0 {
+        map.insert(
+            TRUNCATED_HEADERS.to_owned(),
+            serde_json::Value::String(format!(
+                "{dropped} bytes of headers not kept (retention.attempt_header_bytes = {limit})"
+            )),
+        );
     }
     serde_json::Value::Object(map)
 }

@@ -163,7 +163,7 @@ async fn a_receiver_that_always_fails_ends_failure_after_the_schedule() {
     for attempt in &attempts {
         assert_eq!(attempt.status, FAILURE);
         assert_eq!(attempt.response_status_code, Some(503));
-        // The body is kept up to `delivery.response_body_limit` (64 bytes in tests).
+        // The body is kept up to `retention.attempt_response_bytes` (64 bytes in tests).
         let body = attempt.response_body.as_deref().expect("body kept");
         assert_eq!(body.len(), 64);
         assert!(FAILURE_BODY.repeat(4).starts_with(body));
@@ -283,7 +283,7 @@ fn hourly_handler_on(env: &TestEnv, pool: hookline_store::Pool) -> Handler {
     let endpoints = Endpoints::new(pool.clone(), settings.health.policy(), 100);
     Handler::new(
         pool,
-        Sender::new(&settings.delivery).expect("client"),
+        Sender::new(&settings.delivery, &settings.retention).expect("client"),
         RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
         Budgets::new(4, 8, Duration::from_millis(250), Duration::from_secs(5)),
         Bodies::new(1 << 20),

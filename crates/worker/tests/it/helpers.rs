@@ -106,7 +106,7 @@ impl TestEnv {
         s.delivery.allow_private_targets = true;
         s.delivery.retry_schedule = "100ms,100ms".into();
         s.delivery.retry_jitter = 0.0;
-        s.delivery.response_body_limit = 64;
+        s.retention.attempt_response_bytes = 64;
         s.delivery.user_agent = "Hookline-Test/1".into();
         s.worker.prefetch = 16;
         s.worker.concurrency = 8;

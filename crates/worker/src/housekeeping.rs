@@ -1,0 +1,176 @@
+//! Housekeeping every worker runs beside delivery: bulk recovery jobs and the retention purge.
+//!
+//! Both are safe in any number of replicas at once. A recovery job belongs to the replica
+//! holding its lease (`recovery.lease`); when that replica dies, another continues the job
+//! where its last step ended. The purge deletes in short batches taken with `SKIP LOCKED`, so
+//! replicas share the work and ingest and delivery never wait behind one long transaction.
+//! Both run on a small pool of their own, so they cannot take the delivery pool's connections.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hookline_config::{RecoverySettings, RetentionSettings};
+use hookline_store::{recoveries, retention, Pool};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+
+/// How often the recovery loop steps the jobs it holds.
+const RECOVERY_TICK: Duration = Duration::from_millis(250);
+/// Most jobs one replica steps per tick.
+const JOBS_PER_TICK: i64 = 64;
+/// How often the recovery gauges are refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the recovery loop and the retention loop until `shutdown`.
+pub async fn run(
+    pool: Pool,
+    recovery: RecoverySettings,
+    retention: RetentionSettings,
+    shutdown: CancellationToken,
+) {
+    tokio::join!(
+        run_recoveries(pool.clone(), recovery, shutdown.clone()),
+        run_retention(pool, retention, shutdown),
+    );
+}
+
+/// Steps every running job this replica can hold, each at `recovery.rate` deliveries per
+/// second: a step requeues what the time since the job's last step allows.
+pub async fn run_recoveries(pool: Pool, settings: RecoverySettings, shutdown: CancellationToken) {
+    let owner = format!("worker-{}", Uuid::now_v7());
+    let mut backoff = Backoff::default();
+    let mut last_round = Instant::now();
+    let mut last_gauges: Option<Instant> = None;
+    loop {
+        let delay = match recovery_round(&pool, &owner, &settings, last_round.elapsed()).await {
+            Ok(()) => {
+                backoff.reset();
+                RECOVERY_TICK
+            }
+            Err(e) => {
+                warn!(error = %e, "recovery round failed; backing off");
+                backoff.next_delay().max(RECOVERY_TICK)
+            }
+        };
+        last_round = Instant::now();
+        if last_gauges.is_none_or(|t| t.elapsed() >= GAUGE_EVERY) {
+            last_gauges = Some(Instant::now());
+            if let Err(e) = recovery_gauges(&pool).await {
+                debug!(error = %e, "could not refresh the recovery gauges");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Claims the jobs this replica may run and steps each once, requeuing `rate × elapsed`
+/// deliveries (at least one, at most one second's worth).
+async fn recovery_round(
+    pool: &Pool,
+    owner: &str,
+    settings: &RecoverySettings,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let jobs = recoveries::claim(&mut conn, owner, settings.lease, JOBS_PER_TICK).await?;
+    let share = elapsed.min(Duration::from_secs(1)).as_secs_f64();
+    let batch = ((f64::from(settings.rate) * share) as u32).max(1);
+    for id in jobs {
+        let Some(step) = recoveries::step(&mut conn, id, owner, batch, settings.lease).await?
+        else {
+            continue;
+        };
+        metrics::counter!(hookline_telemetry::names::RECOVERY_REQUEUED)
+            .increment(u64::try_from(step.requeued).unwrap_or(0));
+        if step.state != recoveries::RUNNING {
+            info!(recovery_id = %id, state = %step.state, "recovery job finished");
+        }
+    }
+    Ok(())
+}
+
+async fn recovery_gauges(pool: &Pool) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let counts = recoveries::counts(&mut conn).await?;
+    for state in [
+        recoveries::RUNNING,
+        recoveries::DONE,
+        recoveries::CANCELLED,
+        recoveries::FAILED,
+    ] {
+        let n = counts.iter().find(|c| c.state == state).map_or(0, |c| c.n);
+        metrics::gauge!(hookline_telemetry::names::RECOVERIES, "state" => state).set(n as f64);
+    }
+    Ok(())
+}
+
+/// Purges what is older than `retention.period` every `retention.interval`, in batches.
+pub async fn run_retention(pool: Pool, settings: RetentionSettings, shutdown: CancellationToken) {
+    loop {
+        match purge(&pool, &settings, &shutdown).await {
+            Ok(total) if total.events > 0 => info!(
+                events = total.events,
+                deliveries = total.deliveries,
+                attempts = total.attempts,
+                "retention purge deleted expired events"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "retention purge failed; trying again next interval"),
+        }
+        if let Err(e) = oldest_gauge(&pool).await {
+            debug!(error = %e, "could not refresh the oldest event gauge");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(settings.interval) => {}
+        }
+    }
+}
+
+/// Deletes expired events batch by batch until a batch comes back short, pausing between
+/// batches. Returns what it deleted.
+pub async fn purge(
+    pool: &Pool,
+    settings: &RetentionSettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<retention::Purged> {
+    let period = chrono::Duration::from_std(settings.period)?;
+    let mut total = retention::Purged::default();
+    loop {
+        let cutoff = Utc::now() - period;
+        let purged = {
+            let mut conn = pool.get().await?;
+            retention::purge_batch(&mut conn, cutoff, i64::from(settings.batch)).await?
+        };
+        for (table, n) in [
+            ("events", purged.events),
+            ("deliveries", purged.deliveries),
+            ("attempts", purged.attempts),
+        ] {
+            metrics::counter!(hookline_telemetry::names::RETENTION_DELETED, "table" => table)
+                .increment(u64::try_from(n).unwrap_or(0));
+        }
+        total.events += purged.events;
+        total.deliveries += purged.deliveries;
+        total.attempts += purged.attempts;
+        if purged.events < i64::from(settings.batch) || shutdown.is_cancelled() {
+            return Ok(total);
+        }
+        tokio::time::sleep(settings.pause).await;
+    }
+}
+
+async fn oldest_gauge(pool: &Pool) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let age = retention::oldest_event(&mut conn).await?.map_or(0.0, |t| {
+        (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    metrics::gauge!(hookline_telemetry::names::OLDEST_EVENT_AGE).set(age);
+    Ok(())
+}
