@@ -486,3 +486,85 @@ async fn a_refused_attempt_row_does_not_fail_the_rest_of_its_group() {
         assert_eq!(delivery.status == SUCCESS, recorded);
     }
 }
+
+/// An endpoint that answers every request with `headers` large response headers (each 8 KiB)
+/// and a 200; returns its URL.
+async fn hostile_headers_endpoint(headers: usize) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head and the body the Content-Length announces.
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let mut response = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+                for i in 0..headers {
+                    response.push_str(&format!("x-bloat-{i}: {}\r\n", "b".repeat(8192)));
+                }
+                response.push_str("connection: close\r\n\r\nok");
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_with_megabytes_of_headers_is_kept_to_the_header_bound() {
+    let env = TestEnv::new().await;
+    // 12 headers of 8 KiB: about 96 KiB of response headers, within what the client accepts.
+    let endpoint = hostile_headers_endpoint(12).await;
+    let hook = env
+        .webhook(BRAND, &endpoint, &[SHIPPED], "top_secret")
+        .await;
+    let worker = env
+        .spawn_worker(|s| s.retention.attempt_header_bytes = 10_000)
+        .await;
+    let event = env.publish_event(BRAND, SHIPPED, json!({})).await.event;
+    let (delivery, attempts) = env.wait_final(hook.id, event.id).await;
+    assert_eq!(delivery.status, SUCCESS);
+    let headers = attempts[0]
+        .response_headers
+        .as_ref()
+        .and_then(|h| h.as_object())
+        .expect("headers kept");
+    let kept: usize = headers
+        .iter()
+        .filter(|(name, _)| name.as_str() != "x-hookline-truncated")
+        .map(|(name, value)| name.len() + value.as_str().map_or(0, str::len))
+        .sum();
+    assert!(kept <= 10_000, "{kept} bytes of headers kept");
+    assert!(kept > 9_000, "the bound is used, not far undershot: {kept}");
+    let note = headers["x-hookline-truncated"]
+        .as_str()
+        .expect("truncation noted");
+    assert!(note.contains("bytes of headers not kept"), "{note}");
+    worker.stop().await;
+}
