@@ -10,6 +10,7 @@
 //! the report.
 
 pub mod api;
+pub mod background;
 pub mod hanging;
 pub mod hostile;
 pub mod load;

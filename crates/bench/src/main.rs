@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use hookline_bench::{
     api::{self, Api, Publisher},
+    background::Background,
     hanging::{Layout, Mode},
     hostile::Hostile,
     load::{drive, Pace},
@@ -89,6 +90,15 @@ struct Args {
     /// Events published to the hostile brand before the load (each to all K webhooks).
     #[arg(long, default_value_t = 400)]
     hanging_events: u64,
+    /// Beside the load, recover this many FAILURE deliveries of a brand of their own (seeded in
+    /// Postgres beforehand) through one recovery job, and report its deliveries/s.
+    #[arg(long, default_value_t = 0, conflicts_with = "raw")]
+    recovery: u64,
+    /// Beside the load, have the worker's retention purge delete this many old rows (seeded
+    /// beforehand: half events of 60 days ago, half their deliveries). Run the worker with a
+    /// short `retention.interval` (e.g. HOOKLINE__RETENTION__INTERVAL=1s).
+    #[arg(long, default_value_t = 0, conflicts_with = "raw")]
+    purge_rows: u64,
     /// Print the publish→delivery latency by the second events were published in (stderr):
     /// where in a run the tail lies.
     #[arg(long)]
@@ -221,8 +231,8 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         None
     };
 
-    let (ingest, delivery, hostile) = if args.raw {
-        (None, None, None)
+    let (ingest, delivery, hostile, background) = if args.raw {
+        (None, None, None, None)
     } else {
         let settings = hookline_config::Settings::load(args.config.as_deref())
             .context("loading the Hookline settings for the HS256 secret")?;
@@ -234,18 +244,45 @@ async fn run(args: Args) -> anyhow::Result<Report> {
             token: api::mint_token(secret, &brand, Duration::from_secs(3600))?,
         };
         let hostile = if args.hanging > 0 {
-            Some(start_hostile(&args, client, secret).await?)
+            Some(start_hostile(&args, client.clone(), secret).await?)
         } else {
             None
         };
+        let mut background = if args.recovery > 0 || args.purge_rows > 0 {
+            eprintln!(
+                "hookline-bench: seeding {} failed deliveries and {} old rows",
+                args.recovery, args.purge_rows
+            );
+            Some(
+                Background::prepare(
+                    settings.database.url.expose_secret(),
+                    client,
+                    &args.api,
+                    secret,
+                    args.recovery,
+                    args.purge_rows,
+                    args.sig_sample,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        if let Some(b) = &mut background {
+            b.start().await?;
+        }
         let outcome = run_pipeline(&args, api, &progress).await;
+        let background = match background {
+            Some(b) => Some(b.finish(args.timeout).await?),
+            None => None,
+        };
         // The hostile brand is cleaned up whatever happened to the measured load.
         let hostile = match hostile {
             Some(h) => Some(h.finish().await),
             None => None,
         };
         let (ingest, delivery) = outcome?;
-        (Some(ingest), Some(delivery), hostile)
+        (Some(ingest), Some(delivery), hostile, background)
     };
 
     let pipeline_to_raw = match (&raw, &delivery) {
@@ -265,6 +302,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         ingest,
         delivery,
         hostile,
+        background,
         pipeline_to_raw,
         processes: watched.into_iter().map(Watched::finish).collect(),
         failures: Vec::new(),

@@ -86,6 +86,8 @@ pub struct Report {
     pub delivery: Option<DeliveryReport>,
     /// The hostile brand of `--hanging`: not part of the figures above.
     pub hostile: Option<HostileReport>,
+    /// `--recovery` and `--purge-rows`, run beside the load.
+    pub background: Option<crate::background::BackgroundReport>,
     /// Pipeline deliveries/s over raw requests/s, when both ran.
     pub pipeline_to_raw: Option<f64>,
     /// The API and worker (when their PIDs were given) and the benchmark itself.
@@ -140,6 +142,17 @@ impl Report {
                     "{} hostile events did not fan out to {} webhooks",
                     h.fanout_mismatches, h.webhooks
                 ));
+            }
+        }
+        if let Some(b) = &self.background {
+            if b.recovery_received < b.recovery_deliveries {
+                failures.push(format!(
+                    "{} of {} recovered deliveries arrived",
+                    b.recovery_received, b.recovery_deliveries
+                ));
+            }
+            if b.timed_out {
+                failures.push("the background work did not finish in time".to_owned());
             }
         }
         if let Some(r) = &self.raw {
@@ -254,6 +267,26 @@ impl Report {
                     d.signatures_checked, d.signature_failures
                 ),
             ));
+        }
+        if let Some(b) = &self.background {
+            if b.recovery_deliveries > 0 {
+                rows.push((
+                    "recovery".into(),
+                    format!(
+                        "{:.0} deliveries/s ({} of {} in {:.2} s, job created to last receipt)",
+                        b.recovery_per_s, b.recovery_received, b.recovery_deliveries, b.recovery_s
+                    ),
+                ));
+            }
+            if b.purge_rows > 0 {
+                rows.push((
+                    "retention purge".into(),
+                    format!(
+                        "{:.0} rows/s ({} old rows gone {:.2} s after the load began)",
+                        b.purge_rows_per_s, b.purge_rows, b.purge_s
+                    ),
+                ));
+            }
         }
         if let Some(ratio) = self.pipeline_to_raw {
             rows.push((

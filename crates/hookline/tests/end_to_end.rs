@@ -255,6 +255,10 @@ async fn metrics_on_the_api_and_the_worker_move_while_events_flow() {
         "hookline_deliveries_due",
         r#"hookline_endpoints{state="healthy"}"#,
         "hookline_parked_deliveries",
+        // Housekeeping: set by the first retention round and the first recovery round.
+        "hookline_oldest_event_age_seconds",
+        r#"hookline_retention_deleted_rows_total{table="events"}"#,
+        r#"hookline_recoveries{state="RUNNING"}"#,
     ] {
         assert!(
             worker.contains(series),

@@ -287,8 +287,22 @@ async fn healthy_brand_beside(hostile: Hostile, events: usize, rate: f64) -> Vec
     futures::future::join_all(first).await;
     env.wait_until_consumed().await;
 
-    // B publishes at a steady rate; each event remembers when it was published.
+    // The test's own publishing path is warmed first: B's latencies include its publish, and
+    // the first publishes at once would otherwise open the test pool's connections and
+    // prepare its statements (tens of milliseconds each in a debug build), which is the
+    // harness, not the worker. A brand without webhooks: nothing is delivered.
     let env = Arc::new(env);
+    let warm: Vec<_> = (0..16)
+        .map(|i| {
+            let env = env.clone();
+            tokio::spawn(async move { env.publish("nobody", &[json!({ "n": i })]).await })
+        })
+        .collect();
+    for w in warm {
+        w.await.expect("warm-up publish");
+    }
+
+    // B publishes at a steady rate; each event remembers when it was published.
     let started = Instant::now();
     let mut sent = Vec::with_capacity(events);
     for i in 0..events {
