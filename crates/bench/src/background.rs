@@ -199,23 +199,23 @@ impl Background {
     /// removes what was seeded and reports.
     pub async fn finish(self, timeout: Duration) -> anyhow::Result<BackgroundReport> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut timed_out = false;
-        let (mut recovery_deliveries, mut recovery_received, mut recovery_s) = (0, 0, 0.0);
-        if let Some((_, receiver, _, n)) = &self.recovery {
-            recovery_deliveries = *n;
+        let recovery = async {
+            let Some((_, receiver, _, n)) = &self.recovery else {
+                return (0, 0, 0.0);
+            };
             while receiver.unique() < *n && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let tally = receiver.tally();
-            recovery_received = tally.unique;
-            timed_out |= recovery_received < *n;
-            recovery_s = tally
+            let seconds = tally
                 .last_receipt_ns
                 .map_or(0.0, |t| t.saturating_sub(self.started_ns) as f64 / 1e9);
-        }
-        let (mut purge_rows, mut purge_s) = (0, 0.0);
-        if let Some((api, _, rows)) = &self.purge {
-            purge_rows = *rows;
+            (*n, tally.unique, seconds)
+        };
+        let purge = async {
+            let Some((api, _, rows)) = &self.purge else {
+                return Ok::<_, anyhow::Error>((0, 0.0, false));
+            };
             loop {
                 let mut conn = self.pool.get().await?;
                 let left: Vec<Count> =
@@ -224,16 +224,19 @@ impl Background {
                         .load(&mut conn)
                         .await?;
                 if left.iter().map(|c| c.n).sum::<i64>() == 0 {
-                    purge_s = unix_nanos().saturating_sub(self.started_ns) as f64 / 1e9;
-                    break;
+                    let s = unix_nanos().saturating_sub(self.started_ns) as f64 / 1e9;
+                    return Ok((*rows, s, false));
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    timed_out = true;
-                    break;
+                    return Ok((*rows, 0.0, true));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
+        };
+        let ((recovery_deliveries, recovery_received, recovery_s), purged) =
+            tokio::join!(recovery, purge);
+        let (purge_rows, purge_s, purge_timed_out) = purged?;
+        let timed_out = purge_timed_out || recovery_received < recovery_deliveries;
         if let Some((api, _, webhook, _)) = &self.recovery {
             api.delete_webhook(webhook).await?;
         }

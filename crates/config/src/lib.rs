@@ -368,7 +368,8 @@ pub struct RetentionSettings {
     pub interval: Duration,
     /// Events deleted per statement: each batch is a short transaction.
     pub batch: u32,
-    /// Pause between two batches of one purge, so a large purge yields to ingest and delivery.
+    /// Least pause between two batches of one purge; the purge also rests nine times as long
+    /// as its last batch took, so a large purge yields to ingest and delivery.
     #[serde(with = "humantime_serde")]
     pub pause: Duration,
     /// Bytes of an endpoint's response body kept on an attempt.
@@ -382,7 +383,7 @@ impl Default for RetentionSettings {
         Self {
             period: Duration::from_secs(30 * 24 * 3600),
             interval: Duration::from_secs(60),
-            batch: 1000,
+            batch: 500,
             pause: Duration::from_millis(20),
             attempt_response_bytes: 4096,
             attempt_header_bytes: 4096,
@@ -410,7 +411,7 @@ pub struct RecoverySettings {
 impl Default for RecoverySettings {
     fn default() -> Self {
         Self {
-            rate: 1000,
+            rate: 100,
             max_matched: 100_000,
             max_window: None,
             lease: Duration::from_secs(10),

@@ -529,21 +529,35 @@ pub async fn get_for_webhook(
     Ok(Some((delivery, event, attempts)))
 }
 
+/// What [`request_retry`] did.
+#[derive(Debug)]
+pub enum RetryRequested {
+    /// One more attempt is owed now; the delivery is leased for the caller to publish.
+    Queued(Delivery),
+    /// A worker is sending the delivery right now: another attempt would go out beside it.
+    InFlight,
+    /// No such delivery.
+    NotFound,
+}
+
 /// Queues one more attempt now and leases the delivery for the caller to publish. A final
 /// delivery becomes PENDING for exactly one attempt (`manual_retry`); a pending or parked one
 /// is simply made due now (behind a degraded endpoint the worker parks it again unless it is
-/// the probe). `None` when there is no such delivery.
+/// the probe). A delivery a worker is attempting is left alone ([`RetryRequested::InFlight`]):
+/// its attempt's outcome decides what comes next, and a second request beside it would reach
+/// the endpoint twice at once.
 pub async fn request_retry(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
     event_id: Uuid,
     lease: Duration,
-) -> Result<Option<Delivery>, StoreError> {
+) -> Result<RetryRequested, StoreError> {
     let now = Utc::now();
-    Ok(diesel::update(
+    let queued = diesel::update(
         deliveries::table
             .filter(deliveries::webhook_id.eq(webhook_id))
-            .filter(deliveries::event_id.eq(event_id)),
+            .filter(deliveries::event_id.eq(event_id))
+            .filter(deliveries::attempting.eq(false)),
     )
     .set((
         // A final delivery gets exactly one more attempt; a parked one is simply owed again.
@@ -554,11 +568,24 @@ pub async fn request_retry(
         deliveries::status_reason.eq(None::<String>),
         deliveries::next_attempt_at.eq(Some(now)),
         deliveries::leased_until.eq(Some(now + chrono_duration(lease))),
-        deliveries::attempting.eq(false),
         deliveries::updated.eq(diesel::dsl::now),
     ))
     .returning(Delivery::as_returning())
     .get_result(conn)
     .await
-    .optional()?)
+    .optional()?;
+    if let Some(d) = queued {
+        return Ok(RetryRequested::Queued(d));
+    }
+    let exists = deliveries::table
+        .filter(deliveries::webhook_id.eq(webhook_id))
+        .filter(deliveries::event_id.eq(event_id))
+        .select(deliveries::attempting)
+        .first::<bool>(conn)
+        .await
+        .optional()?;
+    Ok(match exists {
+        Some(true) => RetryRequested::InFlight,
+        _ => RetryRequested::NotFound,
+    })
 }

@@ -264,3 +264,20 @@ pub async fn ingest_excluding(
     }
     Ok(out)
 }
+
+/// The events of `brand` already stored under any of `keys` (idempotency keys).
+pub async fn by_idempotency_keys(
+    conn: &mut AsyncPgConnection,
+    brand: &str,
+    keys: &[&str],
+) -> Result<Vec<Event>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(events::table
+        .filter(events::brand_id.eq(brand))
+        .filter(events::idempotency_key.eq_any(keys))
+        .select(Event::as_select())
+        .load(conn)
+        .await?)
+}

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use hookline_domain::{DeliveryMessage, ErrorCode, EventType, OPERATIONAL_GROUP};
 use hookline_store::{
-    deliveries,
+    deliveries::{self, RetryRequested},
     events::{self, Ingested},
     models::{Attempt, Delivery, Event, NewEvent},
     retention,
@@ -48,6 +48,28 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
         )]))),
     }
+}
+
+/// Whether a stored event is the one a request with the same idempotency key describes: the
+/// same type and data (after erasure only the type is left to compare).
+fn same_event(stored: &Event, event_type: &str, data: &Value) -> bool {
+    stored.event_type == event_type && (stored.erased.is_some() || stored.payload == *data)
+}
+
+/// The 422 for an idempotency key reused with a different body; `field` names where the key
+/// was given.
+fn key_reused(field: &str, stored: &Event) -> ApiError {
+    ApiError::validation(BTreeMap::from([(
+        field.to_owned(),
+        format!(
+            "this idempotency key was already used for another event ({} {} at {}) with a \
+             different type or data; a retry must send the same body, and a new event needs \
+             a new key",
+            stored.event_type,
+            stored.id,
+            timestamp(stored.created)
+        ),
+    )]))
 }
 
 /// `{"type": "<leaf event type>", "data": {…}}`, every problem reported at once.
@@ -146,6 +168,11 @@ pub async fn ingest(
         })
         .await?;
     tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
+    // A replay that is not the same event: the key was reused for something else. Nothing was
+    // created, so the refusal loses nothing.
+    if !ingested.created && !same_event(&ingested.event, event_type.as_str(), data) {
+        return Err(key_reused("Idempotency-Key", &ingested.event));
+    }
     if ingested.created {
         metrics::counter!(hookline_telemetry::names::EVENTS_INGESTED).increment(1);
         metrics::counter!(hookline_telemetry::names::DELIVERIES_CREATED)
@@ -236,6 +263,41 @@ pub async fn ingest_batch(
         }
         return Err(out);
     }
+    // Keys reused with another body, within the batch or against stored events, are refused
+    // before anything is stored: the whole batch or nothing.
+    let mut conn = state.conn().await?;
+    let keys: Vec<&str> = parsed.iter().filter_map(|(_, _, k)| *k).collect();
+    let stored = events::by_idempotency_keys(&mut conn, &brand, &keys).await?;
+    let mut problems = BTreeMap::new();
+    let mut first_of_key: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, (event_type, data, key)) in parsed.iter().enumerate() {
+        let Some(key) = key else { continue };
+        let field = format!("events[{i}].idempotencyKey");
+        if let Some(e) = stored
+            .iter()
+            .find(|e| e.idempotency_key.as_deref() == Some(*key))
+        {
+            if !same_event(e, event_type.as_str(), data) {
+                problems.extend(key_reused(&field, e).validations().clone());
+            }
+        } else if let Some(&j) = first_of_key.get(key) {
+            let (first_type, first_data, _) = &parsed[j];
+            if first_type != event_type || *first_data != *data {
+                problems.insert(
+                    field,
+                    format!(
+                        "events[{j}] uses the same idempotency key with a different type or \
+                         data; a new event needs a new key"
+                    ),
+                );
+            }
+        } else {
+            first_of_key.insert(key, i);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
     let news: Vec<NewEvent> = parsed
         .iter()
         .map(|(event_type, data, key)| NewEvent {
@@ -251,7 +313,6 @@ pub async fn ingest_batch(
         .map(|(t, _, _)| t.ancestors_and_self())
         .collect();
     let lease = state.settings.worker.lease;
-    let mut conn = state.conn().await?;
     let ingested = events::ingest_batch(&mut conn, &news, &match_types, lease).await?;
     let messages: Vec<DeliveryMessage> = ingested
         .iter()
@@ -578,11 +639,18 @@ pub async fn retry(
     if let Some(Some(erased)) = retention::erased_at(&mut conn, &brand, event_id).await? {
         return Err(erased_conflict(event_id, erased));
     }
-    if deliveries::request_retry(&mut conn, webhook.id, event_id, lease)
-        .await?
-        .is_none()
-    {
-        return Err(event_not_found(&raw_event));
+    match deliveries::request_retry(&mut conn, webhook.id, event_id, lease).await? {
+        RetryRequested::Queued(_) => {}
+        RetryRequested::NotFound => return Err(event_not_found(&raw_event)),
+        RetryRequested::InFlight => {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "Event {event_id} is being sent to this webhook right now; retry it once \
+                     this attempt is recorded (its status and attempts show in the event log)"
+                ),
+            ))
+        }
     }
     state.dispatcher.send([DeliveryMessage {
         webhook_id: webhook.id,

@@ -172,6 +172,79 @@ async fn the_same_idempotency_key_answers_with_the_first_event_and_creates_nothi
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_with_another_body_is_refused_and_creates_nothing() {
+    let app = spawn_app().await;
+    app.webhook("acme", "https://example.com/h", &[SHIPPED])
+        .await;
+    let first = json!({ "type": SHIPPED, "data": { "orderId": "42", "total": 10 } });
+    let created = json_of(
+        publish_event(&app, "acme", first.clone(), Some("k")).await,
+        202,
+    )
+    .await;
+    // The same body, keys in another order: the same event.
+    let reordered = json!({ "type": SHIPPED, "data": { "total": 10, "orderId": "42" } });
+    let again = json_of(publish_event(&app, "acme", reordered, Some("k")).await, 202).await;
+    assert_eq!(again["id"], created["id"]);
+    // Other data, or another type, under the same key: 422 naming the key and the first event.
+    for other in [
+        json!({ "type": SHIPPED, "data": { "orderId": "43", "total": 10 } }),
+        json!({ "type": "ORDER_EVENTS.OMS.ORDER_CANCELLED", "data": { "orderId": "42", "total": 10 } }),
+    ] {
+        let body = assert_flex_error(
+            publish_event(&app, "acme", other, Some("k")).await,
+            422,
+            "ERR-CMR-0001",
+        )
+        .await;
+        let message = body["validations"]["Idempotency-Key"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            message.contains(created["id"].as_str().expect("id")),
+            "{body}"
+        );
+    }
+    // In a batch: against a stored event, and between two items; nothing of the batch is stored.
+    let batch = json!({ "events": [
+        { "type": SHIPPED, "data": { "n": 1 } },
+        { "type": SHIPPED, "data": { "orderId": "99" }, "idempotencyKey": "k" },
+        { "type": SHIPPED, "data": { "a": 1 }, "idempotencyKey": "b" },
+        { "type": SHIPPED, "data": { "a": 2 }, "idempotencyKey": "b" },
+    ]});
+    let body = assert_flex_error(
+        publish_batch(&app, "acme", batch).await,
+        422,
+        "ERR-CMR-0001",
+    )
+    .await;
+    assert!(
+        body["validations"]["events[1].idempotencyKey"].is_string(),
+        "{body}"
+    );
+    assert!(
+        body["validations"]["events[3].idempotencyKey"].is_string(),
+        "{body}"
+    );
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("conn");
+    let stored: i64 = diesel_async::RunQueryDsl::get_result(
+        diesel::QueryDsl::count(hookline_store::schema::events::table),
+        &mut conn,
+    )
+    .await
+    .expect("count");
+    assert_eq!(stored, 1, "only the first event");
+    // A key whose payload was erased replays by type alone (the data is gone to compare).
+    let id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    hookline_store::retention::erase(&mut conn, "acme", id)
+        .await
+        .expect("erase");
+    let replay = json_of(publish_event(&app, "acme", first, Some("k")).await, 202).await;
+    assert_eq!(replay["id"], created["id"]);
+}
+
+#[tokio::test]
 async fn invalid_events_are_refused_in_the_error_shape() {
     let app = spawn_app_with(|s| s.http.max_event_bytes = 1024).await;
     let bad = |body: Value| publish_event(&app, "acme", body, None);
@@ -425,6 +498,31 @@ async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
     assert_eq!(job.delivery.status, "PENDING");
     assert!(job.delivery.manual_retry, "one more attempt, then final");
 
+    // While a worker is sending it, a retry would reach the endpoint twice at once: 409, and
+    // nothing is queued or changed.
+    set_attempting(&mut conn, wid, eid, true).await;
+    let res = app
+        .client
+        .post(app.url(&format!("{path}/retry")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    let body = assert_flex_error(res, 409, "ERR-HKL-0003").await;
+    assert!(
+        body["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("right now")),
+        "{body}"
+    );
+    let still = deliveries::load_job(&mut conn, wid, eid)
+        .await
+        .expect("load")
+        .expect("job");
+    assert!(still.delivery.attempting, "left to its worker");
+    assert_eq!(still.delivery.leased_until, job.delivery.leased_until);
+    set_attempting(&mut conn, wid, eid, false).await;
+
     // Unknown or malformed event ids are 404; a disabled webhook cannot retry.
     let res = app
         .get(
@@ -454,6 +552,24 @@ async fn event_detail_shows_attempts_and_manual_retry_queues_one_more() {
         .await
         .expect("request");
     assert_flex_error(res, 409, "ERR-WHK-0008").await;
+}
+
+/// What a worker taking a delivery for an attempt (and recording it) does to its row.
+async fn set_attempting(
+    conn: &mut diesel_async::AsyncPgConnection,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    attempting: bool,
+) {
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE deliveries SET attempting = {attempting} WHERE webhook_id = '{webhook_id}' \
+             AND event_id = '{event_id}'"
+        )),
+        conn,
+    )
+    .await
+    .expect("set attempting");
 }
 
 async fn publish_batch(app: &TestApp, brand: &str, body: Value) -> reqwest::Response {
@@ -583,7 +699,13 @@ async fn concurrent_single_ingests_share_commits_without_mixing_brands_or_keys()
         let key = (i % 3 == 0).then(|| format!("{brand}-same"));
         let app = &app;
         requests.push(async move {
-            let body = json!({ "type": SHIPPED, "data": { "i": i } });
+            // A retry sends the same body under its key.
+            let data = if key.is_some() {
+                json!({ "same": true })
+            } else {
+                json!({ "i": i })
+            };
+            let body = json!({ "type": SHIPPED, "data": data });
             let res = publish_event(app, brand, body, key.as_deref()).await;
             (brand, key.is_some(), json_of(res, 202).await)
         });
