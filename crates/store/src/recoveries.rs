@@ -16,6 +16,7 @@ use diesel::{
     sql_types::{Array, BigInt, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use hookline_domain::DeliveryMessage;
 use uuid::Uuid;
 
 use crate::{prepared, schema::recoveries, StoreError};
@@ -396,25 +397,40 @@ pub async fn claim(
 }
 
 /// What one [`step`] did.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stepped {
     /// The job's state after the step (DONE once its snapshot is used up).
-    #[diesel(sql_type = Text)]
     pub state: String,
     /// Deliveries this step requeued.
-    #[diesel(sql_type = BigInt)]
     pub requeued: i64,
     /// Matched deliveries this step passed over (no longer in a matched status).
-    #[diesel(sql_type = BigInt)]
     pub skipped: i64,
+    /// Of the requeued, those due now (behind a healthy endpoint), leased for the caller to
+    /// publish; the others were parked behind their endpoint's health.
+    pub due: Vec<DeliveryMessage>,
+}
+
+#[derive(QueryableByName)]
+struct StepRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = BigInt)]
+    requeued: i64,
+    #[diesel(sql_type = BigInt)]
+    skipped: i64,
+    #[diesel(sql_type = Nullable<Array<SqlUuid>>)]
+    due_webhooks: Option<Vec<Uuid>>,
+    #[diesel(sql_type = Nullable<Array<SqlUuid>>)]
+    due_events: Option<Vec<Uuid>>,
 }
 
 /// Requeues up to `batch` more deliveries of a job `owner` holds, in one statement: takes them
 /// from the job's snapshot, makes each that is still in one of the job's statuses owed again
-/// with its retry schedule restarted (due now behind a healthy endpoint, parked behind a
-/// degraded or disabled one, as the lifecycle's `owed_status` says, so the health machine and
-/// the worker's caps apply as to any delivery), counts requeued and skipped on the job, renews
-/// the lease, and marks the job DONE when its snapshot is used up. `None` when the job is not
+/// with its retry schedule restarted (due now behind a healthy endpoint, and leased for
+/// `delivery_lease` so the caller publishes it at once; parked behind a degraded or disabled
+/// one, as the lifecycle's `owed_status` says, so the health machine and the worker's caps
+/// apply as to any delivery), counts requeued and skipped on the job, renews the job's lease
+/// (`lease`), and marks the job DONE when its snapshot is used up. `None` when the job is not
 /// running or not held by `owner` (cancelled, finished, or taken over).
 pub async fn step(
     conn: &mut AsyncPgConnection,
@@ -422,8 +438,9 @@ pub async fn step(
     owner: &str,
     batch: u32,
     lease: Duration,
+    delivery_lease: Duration,
 ) -> Result<Option<Stepped>, StoreError> {
-    let rows: Vec<Stepped> = prepared::statement(
+    let rows: Vec<StepRow> = prepared::statement(
         "WITH job AS ( \
              SELECT id, statuses FROM recoveries \
              WHERE id = $1 AND state = 'RUNNING' AND owner = $2 FOR UPDATE \
@@ -442,34 +459,57 @@ pub async fn step(
                      WHEN 'degraded' THEN 'endpoint_degraded' ELSE 'webhook_disabled' END, \
                  attempt_count = 0, \
                  next_attempt_at = CASE WHEN w.health = 'healthy' THEN now() END, \
-                 leased_until = NULL, attempting = false, manual_retry = false, lost_count = 0, \
-                 updated = now() \
+                 leased_until = CASE WHEN w.health = 'healthy' \
+                     THEN now() + $5 * interval '1 millisecond' END, \
+                 attempting = false, manual_retry = false, lost_count = 0, updated = now() \
              FROM batch JOIN webhooks w ON w.id = batch.webhook_id \
                  JOIN events e ON e.id = batch.event_id, job \
              WHERE d.webhook_id = batch.webhook_id AND d.event_id = batch.event_id \
                  AND d.status = ANY(job.statuses) AND e.erased IS NULL \
-             RETURNING d.webhook_id \
+             RETURNING d.webhook_id, d.event_id, d.status \
          ), counts AS ( \
              SELECT (SELECT count(*) FROM batch) AS handled, \
                  (SELECT count(*) FROM requeued) AS requeued \
+         ), moved AS ( \
+             UPDATE recoveries r SET requeued = r.requeued + counts.requeued, \
+                 skipped = r.skipped + counts.handled - counts.requeued, \
+                 state = CASE WHEN counts.handled < $3 THEN 'DONE' ELSE r.state END, \
+                 finished = CASE WHEN counts.handled < $3 THEN now() END, \
+                 leased_until = CASE WHEN counts.handled < $3 THEN NULL \
+                     ELSE now() + $4 * interval '1 millisecond' END, \
+                 updated = now() \
+             FROM counts, job WHERE r.id = job.id \
+             RETURNING r.state, counts.requeued, counts.handled - counts.requeued AS skipped \
          ) \
-         UPDATE recoveries r SET requeued = r.requeued + counts.requeued, \
-             skipped = r.skipped + counts.handled - counts.requeued, \
-             state = CASE WHEN counts.handled < $3 THEN 'DONE' ELSE r.state END, \
-             finished = CASE WHEN counts.handled < $3 THEN now() END, \
-             leased_until = CASE WHEN counts.handled < $3 THEN NULL \
-                 ELSE now() + $4 * interval '1 millisecond' END, \
-             updated = now() \
-         FROM counts, job WHERE r.id = job.id \
-         RETURNING r.state, counts.requeued, counts.handled - counts.requeued AS skipped",
+         SELECT moved.state, moved.requeued, moved.skipped, \
+             (SELECT array_agg(webhook_id ORDER BY webhook_id, event_id) FROM requeued \
+                 WHERE status = 'PENDING') AS due_webhooks, \
+             (SELECT array_agg(event_id ORDER BY webhook_id, event_id) FROM requeued \
+                 WHERE status = 'PENDING') AS due_events \
+         FROM moved",
     )
     .bind::<SqlUuid, _>(id)
     .bind::<Text, _>(owner)
     .bind::<BigInt, _>(i64::from(batch.max(1)))
     .bind::<BigInt, _>(millis(lease))
+    .bind::<BigInt, _>(millis(delivery_lease))
     .load(conn)
     .await?;
-    Ok(rows.into_iter().next())
+    Ok(rows.into_iter().next().map(|r| Stepped {
+        state: r.state,
+        requeued: r.requeued,
+        skipped: r.skipped,
+        due: r
+            .due_webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .zip(r.due_events.unwrap_or_default())
+            .map(|(webhook_id, event_id)| DeliveryMessage {
+                webhook_id,
+                event_id,
+            })
+            .collect(),
+    }))
 }
 
 /// Jobs per state, for the metrics.

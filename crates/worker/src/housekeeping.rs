@@ -10,45 +10,70 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hookline_config::{RecoverySettings, RetentionSettings};
-use hookline_store::{recoveries, retention, Pool};
+use hookline_queue::Publisher;
+use hookline_store::{deliveries, recoveries, retention, Pool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
 
-/// How often the recovery loop steps the jobs it holds.
-const RECOVERY_TICK: Duration = Duration::from_millis(250);
+/// How often the recovery loop steps the jobs it holds: small steps often, so a job's
+/// deliveries reach the queue as a steady stream rather than in bursts.
+const RECOVERY_TICK: Duration = Duration::from_millis(100);
+/// How often it looks for jobs while it holds none.
+const RECOVERY_IDLE: Duration = Duration::from_millis(500);
 /// Most jobs one replica steps per tick.
 const JOBS_PER_TICK: i64 = 64;
 /// How often the recovery gauges are refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
+/// What the recovery loop needs besides its settings: where to publish what it requeues, and
+/// the lease a published delivery gets (`worker.lease`).
+#[derive(Debug)]
+pub struct Requeue {
+    pub publisher: Publisher,
+    pub delivery_lease: Duration,
+}
+
 /// Runs the recovery loop and the retention loop until `shutdown`.
 pub async fn run(
     pool: Pool,
     recovery: RecoverySettings,
+    requeue: Requeue,
     retention: RetentionSettings,
     shutdown: CancellationToken,
 ) {
     tokio::join!(
-        run_recoveries(pool.clone(), recovery, shutdown.clone()),
+        run_recoveries(pool.clone(), recovery, requeue, shutdown.clone()),
         run_retention(pool, retention, shutdown),
     );
 }
 
 /// Steps every running job this replica can hold, each at `recovery.rate` deliveries per
-/// second: a step requeues what the time since the job's last step allows.
-pub async fn run_recoveries(pool: Pool, settings: RecoverySettings, shutdown: CancellationToken) {
+/// second: a step requeues what the time since the job's last step allows, and publishes
+/// what it made due (as ingest does), so it reaches the workers without waiting for the
+/// scheduler's next round.
+pub async fn run_recoveries(
+    pool: Pool,
+    settings: RecoverySettings,
+    requeue: Requeue,
+    shutdown: CancellationToken,
+) {
     let owner = format!("worker-{}", Uuid::now_v7());
     let mut backoff = Backoff::default();
     let mut last_round = Instant::now();
     let mut last_gauges: Option<Instant> = None;
     loop {
-        let delay = match recovery_round(&pool, &owner, &settings, last_round.elapsed()).await {
-            Ok(()) => {
+        let round = recovery_round(&pool, &owner, &settings, &requeue, last_round.elapsed());
+        let delay = match round.await {
+            Ok(true) => {
                 backoff.reset();
                 RECOVERY_TICK
+            }
+            Ok(false) => {
+                backoff.reset();
+                RECOVERY_IDLE
             }
             Err(e) => {
                 warn!(error = %e, "recovery round failed; backing off");
@@ -70,29 +95,47 @@ pub async fn run_recoveries(pool: Pool, settings: RecoverySettings, shutdown: Ca
 }
 
 /// Claims the jobs this replica may run and steps each once, requeuing `rate × elapsed`
-/// deliveries (at least one, at most one second's worth).
+/// deliveries (at least one, at most one second's worth), and publishes what became due; a
+/// publish that fails hands those back to the scheduler. Whether it held any job.
 async fn recovery_round(
     pool: &Pool,
     owner: &str,
     settings: &RecoverySettings,
+    requeue: &Requeue,
     elapsed: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut conn = pool.get().await?;
     let jobs = recoveries::claim(&mut conn, owner, settings.lease, JOBS_PER_TICK).await?;
     let share = elapsed.min(Duration::from_secs(1)).as_secs_f64();
-    let batch = ((f64::from(settings.rate) * share) as u32).max(1);
+    let batch = ((f64::from(settings.rate) * share).round() as u32).max(1);
+    let held = !jobs.is_empty();
     for id in jobs {
-        let Some(step) = recoveries::step(&mut conn, id, owner, batch, settings.lease).await?
-        else {
+        let step = recoveries::step(
+            &mut conn,
+            id,
+            owner,
+            batch,
+            settings.lease,
+            requeue.delivery_lease,
+        )
+        .await?;
+        let Some(step) = step else {
             continue;
         };
         metrics::counter!(hookline_telemetry::names::RECOVERY_REQUEUED)
             .increment(u64::try_from(step.requeued).unwrap_or(0));
+        if !step.due.is_empty() {
+            if let Err(e) = requeue.publisher.publish(&step.due).await {
+                // Due and unleased again: the scheduler publishes them when it can.
+                warn!(error = %e, "could not publish recovered deliveries; the scheduler will");
+                deliveries::release(&mut conn, &step.due, Utc::now()).await?;
+            }
+        }
         if step.state != recoveries::RUNNING {
             info!(recovery_id = %id, state = %step.state, "recovery job finished");
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 async fn recovery_gauges(pool: &Pool) -> anyhow::Result<()> {
@@ -134,7 +177,7 @@ pub async fn run_retention(pool: Pool, settings: RetentionSettings, shutdown: Ca
 }
 
 /// Deletes expired events batch by batch until a batch comes back short, resting between
-/// batches (see [`PURGE_REST`]). Returns what it deleted.
+/// batches nine times as long as each batch took. Returns what it deleted.
 pub async fn purge(
     pool: &Pool,
     settings: &RetentionSettings,

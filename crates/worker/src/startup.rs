@@ -181,6 +181,16 @@ impl Worker {
                 names.clone(),
                 shutdown.clone(),
             );
+            let housekeeping = housekeeping::run(
+                housekeeping,
+                settings.recovery.clone(),
+                housekeeping::Requeue {
+                    publisher: Publisher::new(amqp_url.clone(), names.clone()),
+                    delivery_lease: settings.worker.lease,
+                },
+                settings.retention.clone(),
+                shutdown.clone(),
+            );
             let consumer = consumer::run(
                 handler,
                 ConsumerConfig {
@@ -191,12 +201,6 @@ impl Worker {
                     shutdown_grace: settings.worker.shutdown_grace,
                     consuming,
                 },
-                shutdown.clone(),
-            );
-            let housekeeping = housekeeping::run(
-                housekeeping,
-                settings.recovery.clone(),
-                settings.retention.clone(),
                 shutdown.clone(),
             );
             tokio::join!(scheduler, consumer, dead_letter, housekeeping);
