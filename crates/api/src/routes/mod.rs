@@ -218,6 +218,34 @@ pub fn webhook_not_found(brand: &str, id: &str) -> ApiError {
     )
 }
 
+/// Authenticated, authorised to manage the brand's webhooks and within its rate limit: the
+/// common start of every management route.
+pub(crate) fn admit(
+    state: &crate::state::AppState,
+    principal: &crate::auth::Principal,
+    brand: &str,
+) -> Result<(), ApiError> {
+    principal.authorize(crate::auth::SCOPE_WEBHOOKS, brand)?;
+    state.rate_limit(brand)
+}
+
+/// An absolute URL for `path` (already percent-encoded), for a `Location` header: from
+/// `http.public_url`, or the request's own scheme and host (RFC 9110 §10.2.2 allows either;
+/// absolute is friendlier to clients).
+pub(crate) fn absolute_url(
+    state: &crate::state::AppState,
+    req: &HttpRequest,
+    path: &str,
+) -> String {
+    let base = state.settings.http.public_url.trim_end_matches('/');
+    if base.is_empty() {
+        let info = req.connection_info();
+        format!("{}://{}{path}", info.scheme(), info.host())
+    } else {
+        format!("{base}{path}")
+    }
+}
+
 /// Resolves `{brandId}/webhooks/{id}` for a flexEngage route: the caller may manage the brand's
 /// webhooks, is within its rate limit, and the webhook exists and belongs to the brand.
 pub async fn webhook_of(
@@ -226,8 +254,7 @@ pub async fn webhook_of(
     brand: &str,
     raw_id: &str,
 ) -> Result<hookline_store::models::Webhook, ApiError> {
-    principal.authorize(crate::auth::SCOPE_WEBHOOKS, brand)?;
-    state.rate_limit(brand)?;
+    admit(state, principal, brand)?;
     let id = parse_webhook_id(brand, raw_id)?;
     crate::manage::get(state, brand, id)
         .await?

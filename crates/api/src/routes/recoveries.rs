@@ -19,12 +19,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{views::timestamp, webhook_of};
-use crate::{
-    auth::{Principal, SCOPE_WEBHOOKS},
-    error::ApiError,
-    state::AppState,
-};
+use super::{absolute_url, admit, views::timestamp, webhook_of};
+use crate::{auth::Principal, error::ApiError, state::AppState};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -257,15 +253,8 @@ pub fn view(job: &Recovery) -> Value {
 /// `Location` of a new job: absolute, like a created webhook's, with the brand segment as the
 /// request had it (still percent-encoded).
 fn location(req: &HttpRequest, state: &AppState, id: Uuid) -> String {
-    let base = state.settings.http.public_url.trim_end_matches('/');
     let brand = req.path().split('/').nth(2).unwrap_or_default();
-    let path = format!("/v1/{brand}/recoveries/{id}");
-    if base.is_empty() {
-        let info = req.connection_info();
-        format!("{}://{}{path}", info.scheme(), info.host())
-    } else {
-        format!("{base}{path}")
-    }
+    absolute_url(state, req, &format!("/v1/{brand}/recoveries/{id}"))
 }
 
 /// Runs a parsed request for `webhook_ids`: the dry run's count, or a new job.
@@ -359,8 +348,7 @@ pub async fn recover_brand(
     body: web::Json<Value>,
 ) -> Reply {
     let brand = path.into_inner();
-    principal.authorize(SCOPE_WEBHOOKS, &brand)?;
-    state.rate_limit(&brand)?;
+    admit(&state, &principal, &brand)?;
     let request = parse_request(&body, true, &state, Utc::now())?;
     let mut conn = state.conn().await?;
     let owned: Vec<Uuid> = webhooks::ids_of_brand(&mut conn, &brand).await?;
@@ -401,8 +389,7 @@ async fn job_of(
     brand: &str,
     raw_id: &str,
 ) -> Result<(Uuid, hookline_store::PooledConn), ApiError> {
-    principal.authorize(SCOPE_WEBHOOKS, brand)?;
-    state.rate_limit(brand)?;
+    admit(state, principal, brand)?;
     let id = Uuid::parse_str(raw_id).map_err(|_| recovery_not_found(brand, raw_id))?;
     Ok((id, state.conn().await?))
 }
@@ -462,8 +449,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Reply {
     let brand = path.into_inner();
-    principal.authorize(SCOPE_WEBHOOKS, &brand)?;
-    state.rate_limit(&brand)?;
+    admit(&state, &principal, &brand)?;
     let mut problems = BTreeMap::new();
     let size = match query.size.as_deref().map(str::parse::<i64>) {
         None => DEFAULT_PAGE,

@@ -7,21 +7,10 @@ use hookline_domain::ErrorCode;
 use hookline_store::webhooks;
 use serde_json::{json, Value};
 
-use super::{json, parse_webhook_id, views, webhook_not_found, webhook_of};
-use crate::{
-    auth::{Principal, SCOPE_WEBHOOKS},
-    error::ApiError,
-    manage,
-    state::AppState,
-};
+use super::{absolute_url, admit, json, parse_webhook_id, views, webhook_not_found, webhook_of};
+use crate::{auth::Principal, error::ApiError, manage, state::AppState};
 
 type Reply = Result<HttpResponse, ApiError>;
-
-/// Authenticated, authorised and within its rate limit: the common start of every route.
-fn admit(state: &AppState, principal: &Principal, brand: &str) -> Result<(), ApiError> {
-    principal.authorize(SCOPE_WEBHOOKS, brand)?;
-    state.rate_limit(brand)
-}
 
 #[tracing::instrument(skip_all, fields(brand = %path))]
 pub async fn create(
@@ -49,14 +38,8 @@ pub async fn create(
 /// The path is the request's own, still percent-encoded: a brand id with characters a header
 /// cannot carry (found by the schemathesis fuzzer) stays encoded instead of failing with a 500.
 fn location(state: &AppState, req: &HttpRequest, id: &str) -> String {
-    let base = &state.settings.http.public_url;
     let path = format!("{}/{id}", req.path().trim_end_matches('/'));
-    if base.is_empty() {
-        let info = req.connection_info();
-        format!("{}://{}{path}", info.scheme(), info.host())
-    } else {
-        format!("{}{path}", base.trim_end_matches('/'))
-    }
+    absolute_url(state, req, &path)
 }
 
 #[tracing::instrument(skip_all, fields(brand = %path))]
