@@ -11,6 +11,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/hookline-api /usr/local/bin/hookline-api
 USER 10001
 ENV HOOKLINE__HTTP__BIND=0.0.0.0:8080
-EXPOSE 8080
+# The admin listener (/metrics, probes): reachable by the orchestrator and the scraper, never
+# published to the internet.
+ENV HOOKLINE__ADMIN__BIND=0.0.0.0:9091
+EXPOSE 8080 9091
 HEALTHCHECK CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["/usr/local/bin/hookline-api"]

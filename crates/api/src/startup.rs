@@ -24,7 +24,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub struct Application {
     port: u16,
+    admin_port: u16,
     server: Server,
+    /// `admin.bind`: `/metrics` and the probes, apart from the public port; serving from the
+    /// moment `build` returns.
+    admin: actix_web::dev::ServerHandle,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     state: web::Data<AppState>,
     dispatch_stop: CancellationToken,
     dispatch_task: tokio::task::JoinHandle<()>,
@@ -68,6 +73,7 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
+            .field("admin_port", &self.admin_port)
             .finish_non_exhaustive()
     }
 }
@@ -129,10 +135,39 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .run();
-        tracing::info!(port, "hookline-api listening");
+        let admin_listener = TcpListener::bind(&settings.admin.bind).map_err(|e| {
+            anyhow::anyhow!("admin.bind ({}): cannot listen: {e}", settings.admin.bind)
+        })?;
+        let admin_port = admin_listener.local_addr()?.port();
+        let admin_state = state.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_state.clone())
+                .configure(routes::configure_admin)
+                .default_service(web::to(routes::not_found))
+        })
+        // Scrapes and probes are tiny: one thread is plenty, and it keeps a scrape flood on
+        // its own core's share instead of the request workers'.
+        .workers(1)
+        .listen(admin_listener)?
+        // Stopped with the public server (see `run_until_stopped`), not by signals itself.
+        .disable_signals()
+        .shutdown_timeout(1)
+        .run();
+        let admin_handle = admin.handle();
+        let admin_task = tokio::spawn(admin);
+        tokio::spawn(routes::metrics::refresh_gauges(
+            state.pool.clone(),
+            settings.admin.gauge_refresh,
+            dispatch_stop.clone(),
+        ));
+        tracing::info!(port, admin_port, "hookline-api listening");
         Ok(Self {
             port,
+            admin_port,
             server,
+            admin: admin_handle,
+            admin_task,
             state,
             dispatch_stop,
             dispatch_task,
@@ -141,6 +176,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The admin listener's port (`admin.bind`).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
     }
 
     /// Serves until SIGTERM/SIGINT (actix stops accepting, lets in-flight requests finish
@@ -156,6 +196,9 @@ impl Application {
         });
         let result = self.server.await;
         pruner.abort();
+        // Probes and scrapes answer until the public server is done, then stop too.
+        self.admin.stop(true).await;
+        let _ = self.admin_task.await;
         // In-flight requests are done: publish what they queued, then stop.
         self.dispatch_stop.cancel();
         let _ = self.dispatch_task.await;

@@ -23,6 +23,8 @@ const WAIT: Duration = Duration::from_secs(20);
 
 struct Stack {
     base: String,
+    /// The API's admin listener (`/metrics`).
+    admin_base: String,
     client: reqwest::Client,
     settings: Settings,
     shutdown: CancellationToken,
@@ -41,6 +43,7 @@ impl Stack {
         settings.database.url = db.url.clone().into();
         settings.database.migrate_on_start = false;
         settings.http.bind = "127.0.0.1:0".into();
+        settings.admin.bind = "127.0.0.1:0".into();
         settings.worker.http_bind = "127.0.0.1:0".into();
         settings.amqp.url = amqp_url.to_owned().into();
         settings.amqp.prefix = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
@@ -55,6 +58,7 @@ impl Stack {
             .await
             .expect("api builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let admin_base = format!("http://127.0.0.1:{}", app.admin_port());
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         let shutdown = CancellationToken::new();
@@ -69,6 +73,7 @@ impl Stack {
             .expect("client");
         Stack {
             base,
+            admin_base,
             client,
             settings,
             shutdown,
@@ -265,7 +270,7 @@ async fn metrics_on_the_api_and_the_worker_move_while_events_flow() {
             "worker /metrics lacks {series}:\n{worker}"
         );
     }
-    let api = scrape(format!("{}/metrics", stack.base)).await;
+    let api = scrape(format!("{}/metrics", stack.admin_base)).await;
     for series in [
         "hookline_events_ingested_total",
         "hookline_http_requests_total{",

@@ -4,12 +4,14 @@
 //! - [`init_logs`]: `tracing` to stdout, text or JSON (`log.format`), filtered by `RUST_LOG` or
 //!   `log.level`;
 //! - [`metrics()`]: the process-wide Prometheus recorder behind the `metrics` macros, rendered at
-//!   each process's `GET /metrics`. Metric names are listed in [`names`].
+//!   each process's `GET /metrics` (the API's admin listener, the worker's `worker.http_bind`).
+//!   Metric names are listed in [`names`].
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use hookline_config::LogSettings;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use tracing_subscriber::{fmt, EnvFilter};
 
 pub fn init_logs(settings: &LogSettings) {
@@ -72,15 +74,34 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// A gauge series nobody has set for this long is dropped from the page: a host the worker
+/// no longer delivers to stops being reported instead of staying forever at 0. Every gauge
+/// Hookline refreshes periodically is refreshed far more often than this.
+pub const GAUGE_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How often histogram samples are folded into their buckets, scraped or not (the exporter
+/// buffers them until then).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The process-wide recorder, installed on first call; later calls share it.
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
+            .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE_TIMEOUT))
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        let upkeep = handle.clone();
+        // A plain thread: this crate runs under no particular async runtime, and the work is
+        // a few microseconds every few seconds.
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep.run_upkeep();
+            });
         // Fails only if another recorder was installed first; metrics then go there and this
         // handle renders an empty page rather than taking the process down.
         let _ = metrics::set_global_recorder(recorder);

@@ -6,11 +6,9 @@ use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
-    web, HttpResponse,
+    HttpResponse,
 };
 use hookline_telemetry::names;
-
-use crate::state::AppState;
 
 /// Counts each request by route pattern (bounded cardinality: `/v1/{brandId}/webhooks`, never
 /// the concrete path) and status, and times it.
@@ -33,15 +31,36 @@ pub async fn record(
     Ok(res)
 }
 
-/// Renders every metric of the process. The backlog gauge (deliveries due, not yet sent) is
-/// read from Postgres at scrape time, so it is right whichever process last touched a row.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(mut conn) = state.pool.get().await {
-        if let Ok(due) = hookline_store::deliveries::count_due(&mut conn).await {
-            metrics::gauge!(names::DELIVERIES_DUE).set(due as f64);
-        }
-    }
+/// Renders every metric of the process from memory: no query, no pool connection, so a
+/// scrape flood costs CPU on the admin listener and nothing else. The gauges read from
+/// Postgres are refreshed by [`refresh_gauges`].
+pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(hookline_telemetry::metrics().render())
+}
+
+/// Keeps the gauges read from Postgres (the backlog of deliveries due, not yet sent) fresh:
+/// one query per `every`, whoever scrapes and however often, until `stop`. A failed refresh
+/// keeps the last value (the database being down shows in `/readyz`, not as a wrong zero).
+pub async fn refresh_gauges(
+    pool: hookline_store::Pool,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(mut conn) = pool.get().await else {
+            continue;
+        };
+        match hookline_store::deliveries::count_due(&mut conn).await {
+            Ok(due) => metrics::gauge!(names::DELIVERIES_DUE).set(due as f64),
+            Err(e) => tracing::debug!(error = %e, "could not refresh the backlog gauge"),
+        }
+    }
 }

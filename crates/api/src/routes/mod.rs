@@ -1,6 +1,7 @@
 //! HTTP routes, one file per resource.
 //!
 //! - `health.rs`: `/healthz`, `/readyz` (no auth).
+//! - `metrics.rs`: `/metrics`, on the admin listener only, and the request counters.
 //! - `webhooks.rs`: the flexEngage webhook routes `/v1/{brandId}/webhooks…`.
 //! - `fdx.rs`: the FDX routes `/v1/services/webhook…`.
 //! - `json.rs`: body and query extraction errors in the API's error shapes.
@@ -27,14 +28,21 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, Surface};
 
-/// Every route the server has. `startup` mounts this; the OpenAPI contract test walks it.
+/// The admin listener's routes (`admin.bind`): metrics and the probes, for operators only.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    use Method as M;
+    cfg.service(resource("/metrics").on(M::GET, metrics::metrics).done())
+        .service(resource("/healthz").on(M::GET, health::healthz).done())
+        .service(resource("/readyz").on(M::GET, health::readyz).done());
+}
+
+/// Every route the public server has. `startup` mounts this; the OpenAPI contract test walks it.
 /// `max_event_bytes` and `max_batch_bytes` bound ingest bodies (other JSON bodies use the
 /// app-wide bound).
 pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch_bytes: usize) {
     use Method as M;
     cfg.service(resource("/healthz").on(M::GET, health::healthz).done())
         .service(resource("/readyz").on(M::GET, health::readyz).done())
-        .service(resource("/metrics").on(M::GET, metrics::metrics).done())
         .service(
             resource("/openapi.yaml")
                 .on(M::GET, openapi::openapi)

@@ -57,7 +57,7 @@ async fn metrics_count_requests_by_route_and_status_and_ingested_events() {
     let scrape = || async {
         let res = app
             .client
-            .get(app.url("/metrics"))
+            .get(app.admin_url("/metrics"))
             .send()
             .await
             .expect("request");
@@ -106,4 +106,95 @@ async fn metrics_count_requests_by_route_and_status_and_ingested_events() {
         sample(&after, "hookline_deliveries_due", &[]).is_some(),
         "{after}"
     );
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_listener_only() {
+    let app = spawn_app().await;
+    // The public port has no /metrics: a 404 in the API's error shape.
+    let public = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    let body = json_of(public, 404).await;
+    assert!(body["code"].is_string(), "{body}");
+    let admin = app
+        .client
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(admin.status(), 200);
+    assert!(admin
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain")));
+    // The probes answer there too, for an orchestrator that only reaches the admin port.
+    for probe in ["/healthz", "/readyz"] {
+        let res = app
+            .client
+            .get(app.admin_url(probe))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "{probe}");
+    }
+}
+
+#[tokio::test]
+async fn a_scrape_flood_never_waits_on_postgres() {
+    let app = spawn_app_with(|s| {
+        s.database.pool_size = 2;
+        s.admin.gauge_refresh = std::time::Duration::from_millis(100);
+    })
+    .await;
+    // Let the refresher run once so the backlog gauge exists.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = app
+            .client
+            .get(app.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        if sample(&text, "hookline_deliveries_due", &[]).is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no backlog gauge");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Hold an exclusive lock on the deliveries table: any query of the backlog now blocks
+    // (until the statement timeout). Scrapes must not notice: they read the cached gauge.
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("connection");
+    use diesel_async::SimpleAsyncConnection as _;
+    conn.batch_execute("BEGIN; LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .expect("client");
+    let scrapes: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            let url = app.admin_url("/metrics");
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for scrape in scrapes {
+        let status = scrape.await.expect("task").expect("scrape answered");
+        assert_eq!(status, 200);
+    }
+    // Meanwhile the public port's pool (2 connections) was not taken by scrapes: a webhook
+    // read (which does not touch deliveries) answers.
+    let listed = app.get("/v1/acme/webhooks", &app.token("acme")).await;
+    assert_eq!(listed.status(), 200);
+    conn.batch_execute("ROLLBACK").await.expect("unlock");
 }

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`admin.bind`): `/metrics` and the probes.
+    pub admin_base: String,
     pub client: reqwest::Client,
     pub settings: Settings,
     /// Kept for its `Drop`: the database lives exactly as long as the app.
@@ -53,6 +55,7 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
     settings.database.url = db.url.clone().into();
     settings.database.migrate_on_start = false;
     settings.http.bind = "127.0.0.1:0".into();
+    settings.admin.bind = "127.0.0.1:0".into();
     settings.amqp.url = AMQP_URL.into();
     settings.amqp.prefix = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
     settings
@@ -71,6 +74,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let admin_base = format!("http://127.0.0.1:{}", app.admin_port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -80,6 +84,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("client builds");
     TestApp {
         base,
+        admin_base,
         client,
         settings,
         db,
@@ -99,6 +104,10 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin_base)
     }
 
     /// A token for `brands` with `scopes`, signed with the app's HS256 secret.

@@ -1,5 +1,5 @@
-//! The `hookline-api` binary as an operator runs it: SIGTERM stops it with exit code 0, after
-//! the requests it was serving got their answers.
+//! The `hookline-api` binary as an operator runs it: metrics on the admin port only, and SIGTERM
+//! stops it with exit code 0, after the requests it was serving got their answers.
 
 use std::{
     process::{Command, Stdio},
@@ -11,16 +11,19 @@ use hookline_store::testing::TestDatabase;
 use crate::helpers::AMQP_URL;
 
 #[tokio::test]
-async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
+async fn the_api_binary_serves_metrics_on_its_admin_port_only_and_stops_on_sigterm() {
     let db = TestDatabase::create().await;
-    let port = {
+    let free_port = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         l.local_addr().expect("addr").port()
     };
+    let port = free_port();
+    let admin_port = free_port();
     let prefix = format!("hookline_test_{}", uuid::Uuid::new_v4().simple());
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookline-api"))
         .env("HOOKLINE__DATABASE__URL", &db.url)
         .env("HOOKLINE__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("HOOKLINE__ADMIN__BIND", format!("127.0.0.1:{admin_port}"))
         .env("HOOKLINE__AMQP__PREFIX", &prefix)
         .env("HOOKLINE__LOG__LEVEL", "warn")
         .stdout(Stdio::null())
@@ -45,6 +48,21 @@ async fn sigterm_stops_the_api_binary_with_exit_code_zero() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Metrics are on the admin port only.
+    let metrics = client
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .expect("admin port answers");
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains("hookline_http_requests_total"), "{text}");
+    let public = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(public.status(), 404);
     // Requests in flight when the signal arrives still get their answers.
     let in_flight: Vec<_> = (0..8)
         .map(|_| tokio::spawn(client.get(&url).send()))
