@@ -47,6 +47,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub http: HttpSettings,
+    pub admin: AdminSettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub delivery: DeliverySettings,
@@ -65,6 +66,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             amqp: AmqpSettings::default(),
             http: HttpSettings::default(),
+            admin: AdminSettings::default(),
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             delivery: DeliverySettings::default(),
@@ -158,6 +160,29 @@ impl Default for HttpSettings {
     }
 }
 
+/// The API's operator listener: `GET /metrics`, `/healthz` and `/readyz`, apart from the
+/// public port, like the worker's `worker.http_bind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Listen address; loopback by default, so metrics are not public unless an operator
+    /// binds them elsewhere. Port 0 picks a free port (tests).
+    pub bind: String,
+    /// How often one task refreshes the gauges read from Postgres (the delivery backlog); a
+    /// scrape only renders the cached values.
+    #[serde(with = "humantime_serde")]
+    pub gauge_refresh: Duration,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:9091".into(),
+            gauge_refresh: Duration::from_secs(5),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
@@ -191,18 +216,30 @@ impl Default for AuthSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     pub enabled: bool,
-    /// Sustained requests per second per brand.
+    /// Sustained cost per second per brand: each published event costs one (a batch of 500
+    /// costs 500), each other request one.
     pub per_second: u32,
-    /// Bucket size: how many requests a brand may send at once.
+    /// Bucket size: the most a brand may spend at once. At least 500, the largest batch.
     pub burst: u32,
+    /// Requests from one client IP that may fail authentication per minute, sustained; over
+    /// it (and `failed_auth_burst`) the IP gets 429 before its tokens are even checked.
+    pub failed_auth_per_minute: u32,
+    pub failed_auth_burst: u32,
+    /// A header your load balancer sets to the client's address (for example
+    /// `X-Forwarded-For`; its last entry is used, the one the balancer added). Unset: the
+    /// TCP peer address. Never set it without such a balancer: clients could pick any IP.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            per_second: 200,
-            burst: 400,
+            per_second: 1000,
+            burst: 2000,
+            failed_auth_per_minute: 60,
+            failed_auth_burst: 20,
+            client_ip_header: None,
         }
     }
 }
@@ -504,6 +541,15 @@ impl Settings {
         };
         if !matches!(self.env.as_str(), "dev" | "production") {
             return invalid("env", "must be `dev` or `production`");
+        }
+        if self.rate_limit.enabled && self.rate_limit.burst < 500 {
+            return invalid(
+                "rate_limit.burst",
+                "must be at least 500: a batch of 500 events costs 500",
+            );
+        }
+        if self.admin.gauge_refresh.is_zero() {
+            return invalid("admin.gauge_refresh", "must be more than 0");
         }
         if self.env == "production" && self.uses_dev_secret() {
             return invalid(

@@ -84,21 +84,64 @@ fn bearer(req: &HttpRequest, surface: Surface) -> Option<&str> {
     None
 }
 
+impl Principal {
+    /// Authenticates from the headers alone (never the body). An IP over its failed-auth
+    /// limit is refused before its token is looked at; each refusal counts against it.
+    fn authenticate(req: &HttpRequest, surface: Surface) -> Result<Principal, ApiError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| ApiError::internal("AppState missing"))?;
+        let ip = state.client_ip(req);
+        state.check_auth_blocked(ip)?;
+        let claims = bearer(req, surface)
+            .ok_or(AuthError::Missing)
+            .and_then(|token| state.auth.verify(token))
+            .map_err(|e| state.auth_failed(ip, to_api(e)))?;
+        Ok(Principal { claims, surface })
+    }
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let surface = Surface::of(req);
+        ready(Principal::authenticate(req, surface).map_err(|e| e.on(surface)))
+    }
+}
+
+/// A caller allowed to publish to the brand of the path (`{brandId}`), within that brand's
+/// rate limit. Everything is decided from the request line and headers: put it before the
+/// body's extractor and an unauthenticated, unauthorised or rate-limited request is refused
+/// before a byte of its body is read (actix polls a handler's extractors in order, and this
+/// one is ready at once).
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub principal: Principal,
+    pub brand: String,
+}
+
+impl FromRequest for Publisher {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let surface = Surface::of(req);
         let result = (|| {
+            let principal = Principal::authenticate(req, surface)?;
+            // The same percent-decoding as `web::Path<String>` in the handlers.
+            let brand = web::Path::<String>::from_request(req, payload)
+                .into_inner()
+                .map_err(|_| ApiError::internal("route without {brandId}"))?
+                .into_inner();
+            principal.authorize(super::SCOPE_PUBLISH, &brand)?;
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal("AppState missing"))?;
-            let token = bearer(req, surface)
-                .ok_or(AuthError::Missing)
-                .map_err(to_api)?;
-            let claims = state.auth.verify(token).map_err(to_api)?;
-            Ok(Principal { claims, surface })
+            // One token now for the request; a batch pays for its other events once counted.
+            state.rate_limit(&brand)?;
+            Ok(Publisher { principal, brand })
         })();
         ready(result.map_err(|e: ApiError| e.on(surface)))
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{views::timestamp, webhook_of};
 use crate::{
-    auth::{Principal, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
+    auth::{Principal, Publisher, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
     error::ApiError,
     ingest::PendingEvent,
     state::AppState,
@@ -142,17 +142,16 @@ fn has_nul(v: &Value) -> bool {
 
 /// `POST /v1/{brandId}/events` → 202 `{id, type, deliveries}`. The same `Idempotency-Key` again
 /// answers with the first event (and `Idempotent-Replayed: true`) and creates nothing.
-#[tracing::instrument(skip_all, fields(brand = %path, event_id))]
+#[tracing::instrument(skip_all, fields(brand = %publisher.brand, event_id))]
 pub async fn ingest(
-    principal: Principal,
+    // Before the body: authentication, authorisation and the rate limit refuse a request
+    // without reading it.
+    publisher: Publisher,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Reply {
-    let brand = path.into_inner();
-    principal.authorize(SCOPE_PUBLISH, &brand)?;
-    state.rate_limit(&brand)?;
+    let brand = publisher.brand;
     let key = idempotency_key(&req)?;
     let (event_type, data) = parse_event(&body)?;
     // Stored in a group commit with concurrent requests; answered after that commit.
@@ -199,16 +198,14 @@ pub const MAX_BATCH: usize = 500;
 /// The same guarantees per event as single ingest, in one transaction for the whole batch: all
 /// are accepted or, if any is invalid, none (422 naming `events[i].field`, or 413 naming
 /// `events[i]` for an event larger than a single one may be).
-#[tracing::instrument(skip_all, fields(brand = %path, events))]
+#[tracing::instrument(skip_all, fields(brand = %publisher.brand, events))]
 pub async fn ingest_batch(
-    principal: Principal,
+    // Before the body, as for single events; the request paid for one event there.
+    publisher: Publisher,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     body: web::Json<Value>,
 ) -> Reply {
-    let brand = path.into_inner();
-    principal.authorize(SCOPE_PUBLISH, &brand)?;
-    state.rate_limit(&brand)?;
+    let brand = publisher.brand;
     let items = match body.get("events") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
         _ => {
@@ -219,6 +216,9 @@ pub async fn ingest_batch(
         }
     };
     tracing::Span::current().record("events", items.len());
+    // The rate limit counts events: the rest of the batch is paid for before anything is
+    // parsed further or stored.
+    state.rate_limit_batch(&brand, items.len())?;
     oversized_items(items, state.settings.http.max_event_bytes)?;
     let mut parsed = Vec::with_capacity(items.len());
     let mut first_error: Option<ApiError> = None;
