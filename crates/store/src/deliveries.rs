@@ -4,6 +4,12 @@
 //! (FAILURE). `next_attempt_at` says when it is due; `leased_until` says until when a message
 //! for it is in the queue or in a worker. The scheduler publishes rows that are due and not
 //! leased ([`claim_due`]), so neither a broker outage nor a killed worker loses one.
+//!
+//! Every statement that leases a row also moves its `next_attempt_at` to the lease's end: a
+//! leased row is due again exactly when its lease runs out. So the scheduler's index on
+//! `next_attempt_at` holds, below `now()`, only what is really due, and a round costs what is
+//! due, never the backlog of rows sitting in the queue (before, every leased row had a past
+//! due time and each round walked past all of them).
 
 use std::{borrow::Borrow, time::Duration};
 
@@ -432,7 +438,7 @@ pub async fn claim_due(
              status_reason = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 \
                  THEN 'worker_lost' ELSE d.status_reason END, \
              next_attempt_at = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 THEN NULL \
-                 ELSE d.next_attempt_at END, \
+                 ELSE now() + $2 * interval '1 millisecond' END, \
              leased_until = CASE WHEN d.attempting AND d.lost_count + 1 >= $3 THEN NULL \
                  ELSE now() + $2 * interval '1 millisecond' END, \
              attempting = false \
@@ -566,7 +572,8 @@ pub async fn request_retry(
             .or(deliveries::manual_retry)),
         deliveries::status.eq(PENDING),
         deliveries::status_reason.eq(None::<String>),
-        deliveries::next_attempt_at.eq(Some(now)),
+        // Leased: due again (re-published) only if its lease runs out.
+        deliveries::next_attempt_at.eq(Some(now + chrono_duration(lease))),
         deliveries::leased_until.eq(Some(now + chrono_duration(lease))),
         deliveries::updated.eq(diesel::dsl::now),
     ))

@@ -89,7 +89,7 @@ WITH ev AS ( \
             ELSE 'SKIPPED' END, \
         CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
             ELSE 'webhook_disabled' END, \
-        CASE WHEN w.health = 'healthy' THEN now() END, \
+        CASE WHEN w.health = 'healthy' THEN now() + $9 * interval '1 millisecond' END, \
         CASE WHEN w.health = 'healthy' THEN now() + $9 * interval '1 millisecond' END \
     FROM unnest($6::uuid[], $7::text[], $8::text[], $10::uuid[]) \
         AS m(event_id, match_type, brand_id, exclude) \

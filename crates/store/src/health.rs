@@ -265,7 +265,8 @@ pub async fn claim_probe(
              RETURNING id, probe_event_id \
          ) \
          UPDATE deliveries d SET status = 'PENDING', status_reason = NULL, \
-             next_attempt_at = now(), leased_until = now() + $2 * interval '1 millisecond', \
+             next_attempt_at = now() + $2 * interval '1 millisecond', \
+             leased_until = now() + $2 * interval '1 millisecond', \
              attempting = false, updated = now() \
          FROM w WHERE d.webhook_id = w.id AND d.event_id = w.probe_event_id \
              AND d.status = 'PARKED' \

@@ -458,7 +458,8 @@ pub async fn step(
                  status_reason = CASE w.health WHEN 'healthy' THEN NULL \
                      WHEN 'degraded' THEN 'endpoint_degraded' ELSE 'webhook_disabled' END, \
                  attempt_count = 0, \
-                 next_attempt_at = CASE WHEN w.health = 'healthy' THEN now() END, \
+                 next_attempt_at = CASE WHEN w.health = 'healthy' \
+                     THEN now() + $5 * interval '1 millisecond' END, \
                  leased_until = CASE WHEN w.health = 'healthy' \
                      THEN now() + $5 * interval '1 millisecond' END, \
                  attempting = false, manual_retry = false, lost_count = 0, updated = now() \

@@ -138,7 +138,7 @@ impl From<TakenRow> for Job {
 pub const TAKE: &str = "\
 WITH taken AS ( \
     UPDATE deliveries d SET leased_until = now() + $3 * interval '1 millisecond', \
-        attempting = true \
+        next_attempt_at = now() + $3 * interval '1 millisecond', attempting = true \
     FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::uuid[])) AS m(webhook_id, event_id) \
     WHERE d.webhook_id = m.webhook_id AND d.event_id = m.event_id \
       AND d.status = 'PENDING' AND d.leased_until IS NOT NULL AND NOT d.attempting \

@@ -18,6 +18,9 @@ use crate::{backoff::Backoff, endpoints::Endpoints};
 /// is claimed at once rather than after the interval.
 pub const BATCH: i64 = 500;
 
+/// How often the backlog gauge (`hookline_deliveries_due`) is recounted.
+const GAUGE_REFRESH: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerConfig {
     pub interval: Duration,
@@ -37,10 +40,19 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut delay = Duration::ZERO;
+    let mut counted: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
+        }
+        // The backlog gauge counts every due row: refreshed now and then, not every round, so
+        // a round's cost stays what is due now (at most `BATCH` rows through the index).
+        if counted.is_none_or(|at| at.elapsed() >= GAUGE_REFRESH) {
+            counted = Some(tokio::time::Instant::now());
+            if let Err(e) = refresh_backlog_gauge(&pool).await {
+                debug!(error = %e, "could not count due deliveries");
+            }
         }
         if let Err(e) = health_round(&endpoints, &publisher, config.lease).await {
             warn!(error = %e, "endpoint health round failed");
@@ -68,11 +80,16 @@ pub async fn tick(
 ) -> anyhow::Result<usize> {
     let claimed = {
         let mut conn = pool.get().await?;
-        let due = deliveries::count_due(&mut conn).await?;
-        metrics::gauge!(hookline_telemetry::names::DELIVERIES_DUE).set(due as f64);
         deliveries::claim_due(&mut conn, BATCH, config.lease, config.lost_limit).await?
     };
     publish_or_release(pool, publisher, claimed).await
+}
+
+async fn refresh_backlog_gauge(pool: &Pool) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let due = deliveries::count_due(&mut conn).await?;
+    metrics::gauge!(hookline_telemetry::names::DELIVERIES_DUE).set(due as f64);
+    Ok(())
 }
 
 /// Probes due for degraded endpoints are published; parked deliveries of recovered ones are
