@@ -23,11 +23,14 @@ use lapin::{
         QueueDeleteOptions,
     },
     protocol::{AMQPErrorKind, AMQPSoftError},
+    tcp::OwnedTLSConfig,
     types::{AMQPValue, FieldTable},
-    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ErrorKind, ExchangeKind,
+    BasicProperties, Channel, Connect as _, Connection, ConnectionProperties, Consumer, ErrorKind,
+    ExchangeKind,
 };
 use tokio::sync::Mutex;
 use tracing::warn;
+use url::Url;
 
 /// The routing key of delivery messages.
 const ROUTING_KEY: &str = "delivery";
@@ -55,6 +58,9 @@ pub enum QueueError {
     Timeout,
     #[error("the broker refused {0} message(s)")]
     Nacked(usize),
+    /// The URL asks for something that cannot be set up (a CA file that cannot be read).
+    #[error("broker connection settings: {0}")]
+    Config(String),
 }
 
 /// Exchange and queue names, all under one prefix (`amqp.prefix`), so several deployments (or
@@ -81,14 +87,53 @@ impl Names {
     }
 }
 
+/// The `amqp.url` query parameter naming a PEM file of CA certificates to trust for
+/// `amqps://`, besides the public roots bundled with the binary: for a broker whose certificate
+/// a private CA signed. The name is the one RabbitMQ's own URI query parameters use.
+pub const CA_FILE_PARAM: &str = "cacertfile";
+
+/// Connects to the broker at `url`: `amqp://` in the clear, `amqps://` over TLS (rustls), the
+/// broker's certificate checked against the bundled public roots and the CA file the URL
+/// names ([`CA_FILE_PARAM`]), and its name against the URL's host.
 pub async fn connect(url: &str) -> Result<Connection, QueueError> {
+    let tls = tls_config(url)?;
+    let runtime = lapin::runtime::default_runtime()?;
     tokio::time::timeout(
         CONNECT_TIMEOUT,
-        Connection::connect(url, ConnectionProperties::default()),
+        url.connect_with_config(ConnectionProperties::default(), tls, runtime),
     )
     .await
     .map_err(|_| QueueError::Timeout)?
     .map_err(QueueError::from)
+}
+
+/// The TLS settings for `url`: the CA file's certificates when it names one. The file is read
+/// on every connect, so a rotated file is picked up without a restart.
+fn tls_config(url: &str) -> Result<OwnedTLSConfig, QueueError> {
+    let parsed = Url::parse(url).map_err(|e| QueueError::Config(format!("bad AMQP URL: {e}")))?;
+    let Some(path) = parsed
+        .query_pairs()
+        .find(|(key, _)| key == CA_FILE_PARAM)
+        .map(|(_, path)| path.into_owned())
+    else {
+        return Ok(OwnedTLSConfig::default());
+    };
+    if parsed.scheme() != "amqps" {
+        return Err(QueueError::Config(format!(
+            "{CA_FILE_PARAM} in the AMQP URL needs an amqps:// URL"
+        )));
+    }
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| QueueError::Config(format!("{CA_FILE_PARAM} {path}: {e}")))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(QueueError::Config(format!(
+            "{CA_FILE_PARAM} {path}: holds no PEM certificate"
+        )));
+    }
+    Ok(OwnedTLSConfig {
+        identity: None,
+        cert_chain: Some(pem),
+    })
 }
 
 /// The arguments every queue of ours is declared with.

@@ -2,6 +2,7 @@
 //! pooled async connection (diesel-async + deadpool, no libpq), and every query the API and
 //! the worker run. No other crate writes SQL.
 
+pub mod connect;
 pub mod deliveries;
 pub mod error;
 pub mod events;

@@ -1,6 +1,6 @@
 //! Creating the database and applying the embedded migrations, safely from many replicas.
 
-use diesel::{Connection as _, RunQueryDsl as _};
+use diesel::RunQueryDsl as _;
 use diesel_async::{async_connection_wrapper::AsyncConnectionWrapper, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
 use url::Url;
@@ -27,14 +27,31 @@ where
     std::thread::Builder::new()
         .name("hookline-migrate".into())
         .spawn(move || {
-            let result = SyncPg::establish(&url)
-                .map_err(StoreError::from)
-                .and_then(|mut c| f(&mut c));
-            let _ = tx.send(result);
+            let _ = tx.send(on_sync_connection(&url, f));
         })
         .map_err(|e| StoreError::Migration(e.to_string()))?;
     rx.await
         .map_err(|_| StoreError::Migration("migration thread panicked".into()))?
+}
+
+/// Opens the connection through [`crate::connect::establish`] (so `sslmode` is honoured, which
+/// the wrapper's own `establish` would not do) on a one-worker runtime of this thread's own,
+/// and wraps it: the wrapper blocks on that runtime for each call, while the connection's
+/// driver task runs on its worker.
+fn on_sync_connection<T>(
+    url: &str,
+    f: impl FnOnce(&mut SyncPg) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Migration(format!("starting the migration runtime: {e}")))?;
+    // The wrapper takes the runtime it finds entered; dropped after the connection.
+    let _entered = runtime.enter();
+    let conn = runtime.block_on(crate::connect::establish(url))?;
+    let mut conn = SyncPg::from(conn);
+    f(&mut conn)
 }
 
 /// Applies every pending migration under a Postgres advisory lock (`MIGRATION_LOCK`); returns

@@ -5,7 +5,7 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel_async::{
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod},
-    AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
+    AsyncPgConnection, SimpleAsyncConnection,
 };
 use futures::FutureExt as _;
 
@@ -65,7 +65,8 @@ fn session_settings(opts: &PoolOptions) -> String {
     sets.join("; ")
 }
 
-/// Builds a pool; connections are opened lazily, so this succeeds while the database is down
+/// Builds a pool; connections are opened lazily (with TLS as the URL's `sslmode` asks: see
+/// [`crate::connect`]), so this succeeds while the database is down
 /// and the pool recovers by itself when it returns.
 pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::managed::BuildError> {
     let connect_timeout = opts.connect_timeout;
@@ -78,12 +79,11 @@ pub fn build_pool(url: &str, opts: &PoolOptions) -> Result<Pool, deadpool::manag
         let url = url.to_owned();
         let session = session.clone();
         async move {
-            let mut conn =
-                tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
-                    .await
-                    .map_err(|_| {
-                        ConnectionError::BadConnection("timed out connecting to Postgres".into())
-                    })??;
+            let mut conn = tokio::time::timeout(connect_timeout, crate::connect::establish(&url))
+                .await
+                .map_err(|_| {
+                    ConnectionError::BadConnection("timed out connecting to Postgres".into())
+                })??;
             if !session.is_empty() {
                 conn.batch_execute(&session)
                     .await

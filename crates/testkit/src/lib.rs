@@ -5,10 +5,11 @@
 //!
 //! Layout: `proxy.rs` ([`TcpProxy`]); [`receiver`]: a real webhook endpoint on port 0 that
 //! records requests and succeeds, fails or hangs as told; [`verify`]: an independent check of
-//! the delivery signatures.
+//! the delivery signatures; [`tls`]: a generated CA and a TLS-terminating proxy.
 
 mod proxy;
 pub mod receiver;
+pub mod tls;
 pub mod verify;
 
 pub use proxy::TcpProxy;
