@@ -9,6 +9,7 @@
 //!
 //! The API and the worker both apply these rules, so they live here, once.
 
+pub mod brand;
 pub mod endpoint;
 pub mod envelope;
 pub mod errors;
@@ -19,6 +20,7 @@ pub mod retry;
 pub mod secret;
 pub mod sign;
 
+pub use brand::{BrandId, BrandIdError};
 pub use endpoint::{is_forbidden_ip, EndpointError, EndpointUrl, UrlPolicy, MAX_ENDPOINT_LEN};
 pub use envelope::envelope_json;
 pub use errors::ErrorCode;

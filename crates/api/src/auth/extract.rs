@@ -4,6 +4,9 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 
+use hookline_domain::BrandId;
+use serde::Deserialize;
+
 use super::{AuthError, Claims};
 use crate::{
     error::{ApiError, Surface},
@@ -21,7 +24,7 @@ impl Principal {
     /// Checks scope, then brand. Both failures are 403: the caller is known but not allowed.
     /// A brand the token does not cover gets the same answer whether or not it exists, so a
     /// brand never learns about another brand's resources.
-    pub fn authorize(&self, scope: &str, brand: &str) -> Result<(), ApiError> {
+    pub fn authorize(&self, scope: &str, brand: &str) -> Result<BrandId, ApiError> {
         if !self.claims.has_scope(scope) {
             return Err(
                 ApiError::forbidden(format!("The token lacks the scope `{scope}`"))
@@ -34,16 +37,15 @@ impl Principal {
                     .on(self.surface),
             );
         }
-        // A brand id is stored as Postgres text, which cannot hold U+0000; a `%00` in the path
-        // was a 500 from the query (found by the schemathesis fuzzer), so it is refused here.
-        if brand.contains('\0') {
-            return Err(ApiError::validation(std::collections::BTreeMap::from([(
+        // The brand's own rules (`BrandId`) come after the token's: a caller learns nothing
+        // about ids it may not use.
+        BrandId::parse(brand).map_err(|e| {
+            ApiError::validation(std::collections::BTreeMap::from([(
                 "brandId".to_owned(),
-                "brandId must not contain the NUL character".to_owned(),
+                e.to_string(),
             )]))
-            .on(self.surface));
-        }
-        Ok(())
+            .on(self.surface)
+        })
     }
 
     /// The brand of an FDX request, which has no brand in its path: the token's only brand, or
@@ -111,6 +113,34 @@ impl FromRequest for Principal {
     }
 }
 
+/// `{brandId}` of a route's path, percent-decoded as `web::Path` decodes it (other segments of
+/// the path are the handler's).
+#[derive(Deserialize)]
+struct BrandPath {
+    #[serde(rename = "brandId")]
+    brand_id: String,
+}
+
+/// Authenticates, authorises `scope` on the path's brand and takes one token of its rate
+/// limit: the start of every route under `/v1/{brandId}/`, from the request line and headers.
+fn admit_path(req: &HttpRequest, scope: &str) -> Result<(Principal, BrandId), ApiError> {
+    let surface = Surface::of(req);
+    let principal = Principal::authenticate(req, surface)?;
+    let raw = web::Path::<BrandPath>::extract(req)
+        .into_inner()
+        .map_err(|_| ApiError::internal("route without {brandId}"))?
+        .into_inner()
+        .brand_id;
+    let brand = principal.authorize(scope, &raw)?;
+    state_of(req)?.rate_limit(&brand)?;
+    Ok((principal, brand))
+}
+
+fn state_of(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("AppState missing"))
+}
+
 /// A caller allowed to publish to the brand of the path (`{brandId}`), within that brand's
 /// rate limit. Everything is decided from the request line and headers: put it before the
 /// body's extractor and an unauthenticated, unauthorised or rate-limited request is refused
@@ -119,29 +149,63 @@ impl FromRequest for Principal {
 #[derive(Debug, Clone)]
 pub struct Publisher {
     pub principal: Principal,
-    pub brand: String,
+    pub brand: BrandId,
 }
 
 impl FromRequest for Publisher {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            admit_path(req, super::SCOPE_PUBLISH)
+                .map(|(principal, brand)| Publisher { principal, brand })
+                .map_err(|e| e.on(Surface::of(req))),
+        )
+    }
+}
+
+/// A caller allowed to manage the webhooks of the path's brand (`{brandId}`), within its rate
+/// limit; decided before the body is read, like [`Publisher`].
+#[derive(Debug, Clone)]
+pub struct Manager {
+    pub principal: Principal,
+    pub brand: BrandId,
+}
+
+impl FromRequest for Manager {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            admit_path(req, super::SCOPE_WEBHOOKS)
+                .map(|(principal, brand)| Manager { principal, brand })
+                .map_err(|e| e.on(Surface::of(req))),
+        )
+    }
+}
+
+/// A caller allowed to manage the webhooks of an FDX request's brand, which is not in the path
+/// ([`Principal::fdx_brand`]), within its rate limit; decided before the body is read.
+#[derive(Debug, Clone)]
+pub struct FdxManager {
+    pub principal: Principal,
+    pub brand: BrandId,
+}
+
+impl FromRequest for FdxManager {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let surface = Surface::of(req);
         let result = (|| {
             let principal = Principal::authenticate(req, surface)?;
-            // The same percent-decoding as `web::Path<String>` in the handlers.
-            let brand = web::Path::<String>::from_request(req, payload)
-                .into_inner()
-                .map_err(|_| ApiError::internal("route without {brandId}"))?
-                .into_inner();
-            principal.authorize(super::SCOPE_PUBLISH, &brand)?;
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal("AppState missing"))?;
-            // One token now for the request; a batch pays for its other events once counted.
-            state.rate_limit(&brand)?;
-            Ok(Publisher { principal, brand })
+            let raw = principal.fdx_brand(req)?;
+            let brand = principal.authorize(super::SCOPE_WEBHOOKS, &raw)?;
+            state_of(req)?.rate_limit(&brand)?;
+            Ok(FdxManager { principal, brand })
         })();
         ready(result.map_err(|e: ApiError| e.on(surface)))
     }

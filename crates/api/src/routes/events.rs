@@ -21,7 +21,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{views::timestamp, webhook_of};
+use super::{
+    validated::{FromBody, Valid},
+    views::timestamp,
+    webhook_of,
+};
 use crate::{
     auth::{Principal, Publisher, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
     error::ApiError,
@@ -73,6 +77,23 @@ fn key_reused(field: &str, stored: &Event) -> ApiError {
 }
 
 /// `{"type": "<leaf event type>", "data": {…}}`, every problem reported at once.
+/// A published event's body `{type, data}`, validated (see `parse_event`).
+#[derive(Debug)]
+pub struct PublishedEvent {
+    pub event_type: EventType,
+    pub data: Value,
+}
+
+impl FromBody for PublishedEvent {
+    fn from_body(body: Value, _: &AppState) -> Result<Self, ApiError> {
+        let (event_type, data) = parse_event(&body)?;
+        Ok(PublishedEvent {
+            event_type,
+            data: data.clone(),
+        })
+    }
+}
+
 fn parse_event(body: &Value) -> Result<(EventType, &Value), ApiError> {
     let mut problems = BTreeMap::new();
     let event_type = match body.get("type") {
@@ -149,11 +170,12 @@ pub async fn ingest(
     publisher: Publisher,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Valid<PublishedEvent>,
 ) -> Reply {
-    let brand = publisher.brand;
+    let brand = publisher.brand.into_inner();
     let key = idempotency_key(&req)?;
-    let (event_type, data) = parse_event(&body)?;
+    let PublishedEvent { event_type, data } = body.into_inner();
+    let data = &data;
     // Stored in a group commit with concurrent requests; answered after that commit.
     let ingested = state
         .ingest
@@ -205,7 +227,7 @@ pub async fn ingest_batch(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Reply {
-    let brand = publisher.brand;
+    let brand = publisher.brand.into_inner();
     let items = match body.get("events") {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
         _ => {

@@ -2,22 +2,24 @@
 //! describes it, and what a user of that API expects beside it — list, get, delete and
 //! `PUT …/{webhookId}/status` — over the same store as the flexEngage routes.
 //!
-//! The brand is not in the path: it comes from the token ([`Principal::fdx_brand`]).
+//! The brand is not in the path: it comes from the token
+//! ([`crate::auth::Principal::fdx_brand`]).
 //! `eventName` takes the FDX names (`Order_Shipped`, `Order_PartiallyShipped`) and, as an
 //! extension, any event type or group of the flexEngage tree. Responses carry the spec's
 //! `requestIdentifier / transactionDate / status / webhooks[]`; errors list every problem.
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{SecondsFormat, Utc};
 use hookline_domain::{EndpointUrl, ErrorCode, EventType, Subscription};
 use hookline_store::{models::Webhook, webhooks};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::validated::{FromBody, Valid};
 use crate::{
-    auth::{Principal, SCOPE_WEBHOOKS},
+    auth::FdxManager,
     error::{ApiError, FdxError},
     manage,
     routes::views::{parse_optional_secret, HealthView, WebhookInput},
@@ -26,11 +28,31 @@ use crate::{
 
 type Reply = Result<HttpResponse, FdxError>;
 
-fn admit(state: &AppState, principal: &Principal, req: &HttpRequest) -> Result<String, ApiError> {
-    let brand = principal.fdx_brand(req)?;
-    principal.authorize(SCOPE_WEBHOOKS, &brand)?;
-    state.rate_limit(&brand)?;
-    Ok(brand)
+/// The FDX create body `{eventName, url, secret?}`, validated (see `parse_create`).
+#[derive(Debug)]
+pub struct FdxCreate(WebhookInput);
+
+impl FromBody for FdxCreate {
+    fn from_body(body: Value, state: &AppState) -> Result<Self, ApiError> {
+        parse_create(&body, state).map(FdxCreate)
+    }
+}
+
+/// The FDX status body `{"status": "ACTIVE"|"INACTIVE", "replaySkipped"?}`, validated.
+#[derive(Debug)]
+pub struct FdxStatus {
+    enabled: bool,
+    replay_skipped: bool,
+}
+
+impl FromBody for FdxStatus {
+    fn from_body(body: Value, _: &AppState) -> Result<Self, ApiError> {
+        let (enabled, replay_skipped) = parse_status(&body)?;
+        Ok(FdxStatus {
+            enabled,
+            replay_skipped,
+        })
+    }
 }
 
 /// The FDX success envelope around `webhooks`.
@@ -157,15 +179,14 @@ fn parse_create(body: &Value, state: &AppState) -> Result<WebhookInput, ApiError
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(skip_all, fields(brand = %manager.brand))]
 pub async fn create(
-    principal: Principal,
+    manager: FdxManager,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Json<Value>,
+    body: Valid<FdxCreate>,
 ) -> Reply {
-    let brand = admit(&state, &principal, &req)?;
-    let input = parse_create(&body, &state)?;
+    let brand = manager.brand;
+    let FdxCreate(input) = body.into_inner();
     let generated = input.secret.is_none();
     let created = manage::create(&state, &brand, input).await.map_err(|e| {
         if e.error_code() == ErrorCode::Whk0009 {
@@ -184,8 +205,8 @@ pub async fn create(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn list(principal: Principal, state: web::Data<AppState>, req: HttpRequest) -> Reply {
-    let brand = admit(&state, &principal, &req)?;
+pub async fn list(manager: FdxManager, state: web::Data<AppState>) -> Reply {
+    let brand = manager.brand;
     let mut conn = state.conn().await?;
     let rows = webhooks::list(&mut conn, &brand).await?;
     Ok(success(rows.iter().map(describe).collect()))
@@ -200,12 +221,11 @@ async fn find(state: &AppState, brand: &str, raw_id: &str) -> Result<Webhook, Ap
 
 #[tracing::instrument(skip_all, fields(webhook_id = %path))]
 pub async fn get(
-    principal: Principal,
+    manager: FdxManager,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Reply {
-    let brand = admit(&state, &principal, &req)?;
+    let brand = manager.brand;
     let webhook = find(&state, &brand, &path).await?;
     let mut health = HealthView::from(&webhook);
     health.parked_deliveries = Some(manage::parked_deliveries(&state, webhook.id).await?);
@@ -214,12 +234,11 @@ pub async fn get(
 
 #[tracing::instrument(skip_all, fields(webhook_id = %path))]
 pub async fn delete(
-    principal: Principal,
+    manager: FdxManager,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Reply {
-    let brand = admit(&state, &principal, &req)?;
+    let brand = manager.brand;
     let id = webhook_id(&path)?;
     let mut conn = state.conn().await?;
     if webhooks::delete(&mut conn, &brand, id).await? {
@@ -278,15 +297,17 @@ fn parse_status(body: &Value) -> Result<(bool, bool), ApiError> {
 /// that still replays what was skipped, so it is not a no-op and answers 200.
 #[tracing::instrument(skip_all, fields(webhook_id = %path))]
 pub async fn set_status(
-    principal: Principal,
+    manager: FdxManager,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: Valid<FdxStatus>,
 ) -> Reply {
-    let brand = admit(&state, &principal, &req)?;
+    let brand = manager.brand;
     let id = webhook_id(&path)?;
-    let (enabled, replay_skipped) = parse_status(&body)?;
+    let FdxStatus {
+        enabled,
+        replay_skipped,
+    } = body.into_inner();
     let mut conn = state.conn().await?;
     let Some((was, webhook)) =
         webhooks::set_enabled(&mut conn, &brand, id, enabled, replay_skipped).await?

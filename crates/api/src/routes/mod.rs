@@ -16,6 +16,7 @@ pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod recoveries;
+pub mod validated;
 pub mod views;
 pub mod webhooks;
 
@@ -233,8 +234,8 @@ pub(crate) fn admit(
     principal: &crate::auth::Principal,
     brand: &str,
 ) -> Result<(), ApiError> {
-    principal.authorize(crate::auth::SCOPE_WEBHOOKS, brand)?;
-    state.rate_limit(brand)
+    let brand = principal.authorize(crate::auth::SCOPE_WEBHOOKS, brand)?;
+    state.rate_limit(&brand)
 }
 
 /// An absolute URL for `path` (already percent-encoded), for a `Location` header: from
@@ -263,6 +264,15 @@ pub async fn webhook_of(
     raw_id: &str,
 ) -> Result<hookline_store::models::Webhook, ApiError> {
     admit(state, principal, brand)?;
+    find_webhook(state, brand, raw_id).await
+}
+
+/// The webhook `raw_id` of an admitted brand (see [`crate::auth::Manager`]), or its 404.
+pub async fn find_webhook(
+    state: &crate::state::AppState,
+    brand: &str,
+    raw_id: &str,
+) -> Result<hookline_store::models::Webhook, ApiError> {
     let id = parse_webhook_id(brand, raw_id)?;
     crate::manage::get(state, brand, id)
         .await?

@@ -19,8 +19,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{absolute_url, admit, views::timestamp, webhook_of};
-use crate::{auth::Principal, error::ApiError, state::AppState};
+use super::{
+    absolute_url, admit, find_webhook,
+    validated::{FromBody, Valid},
+    views::timestamp,
+};
+use crate::{
+    auth::{Manager, Principal},
+    error::ApiError,
+    state::AppState,
+};
 
 type Reply = Result<HttpResponse, ApiError>;
 
@@ -35,11 +43,32 @@ const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
 /// A recovery request, checked: every problem is reported at once.
+#[derive(Debug)]
 struct Request {
     filter: Filter,
     requested_types: Option<Vec<String>>,
     dry_run: bool,
     webhook_ids: Option<Vec<Uuid>>,
+}
+
+/// The body of `POST …/webhooks/{id}/recover`, validated.
+#[derive(Debug)]
+pub struct WebhookRecovery(Request);
+
+impl FromBody for WebhookRecovery {
+    fn from_body(body: Value, state: &AppState) -> Result<Self, ApiError> {
+        parse_request(&body, false, state, Utc::now()).map(WebhookRecovery)
+    }
+}
+
+/// The body of `POST /v1/{brandId}/recover` (which may name `webhookIds`), validated.
+#[derive(Debug)]
+pub struct BrandRecovery(Request);
+
+impl FromBody for BrandRecovery {
+    fn from_body(body: Value, state: &AppState) -> Result<Self, ApiError> {
+        parse_request(&body, true, state, Utc::now()).map(BrandRecovery)
+    }
 }
 
 /// Parses `{"since", "until"?, "statuses"?, "eventTypes"?, "dryRun"?}` (and `webhookIds` when
@@ -316,17 +345,18 @@ async fn start(
 
 /// `POST /v1/{brandId}/webhooks/{id}/recover` → 202 with the job and its `Location`, or 200
 /// `{"matched"}` for a dry run.
-#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+#[tracing::instrument(skip_all, fields(brand = %manager.brand, webhook_id = %path.1))]
 pub async fn recover_webhook(
-    principal: Principal,
+    manager: Manager,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Valid<WebhookRecovery>,
 ) -> Reply {
-    let (brand, raw_id) = path.into_inner();
-    let webhook = webhook_of(&state, &principal, &brand, &raw_id).await?;
-    let request = parse_request(&body, false, &state, Utc::now())?;
+    let brand = manager.brand;
+    let (_, raw_id) = path.into_inner();
+    let webhook = find_webhook(&state, &brand, &raw_id).await?;
+    let WebhookRecovery(request) = body.into_inner();
     start(
         &state,
         &req,
@@ -339,17 +369,15 @@ pub async fn recover_webhook(
 }
 
 /// `POST /v1/{brandId}/recover`: the same over every webhook of the brand, or `webhookIds`.
-#[tracing::instrument(skip_all, fields(brand = %path))]
+#[tracing::instrument(skip_all, fields(brand = %manager.brand))]
 pub async fn recover_brand(
-    principal: Principal,
+    manager: Manager,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: Valid<BrandRecovery>,
 ) -> Reply {
-    let brand = path.into_inner();
-    admit(&state, &principal, &brand)?;
-    let request = parse_request(&body, true, &state, Utc::now())?;
+    let brand = manager.brand;
+    let BrandRecovery(request) = body.into_inner();
     let mut conn = state.conn().await?;
     let owned: Vec<Uuid> = webhooks::ids_of_brand(&mut conn, &brand).await?;
     drop(conn);

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::error::ApiError;
+
 /// RFC 3339 with milliseconds and `Z`, the `date-time` format of both specs.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -97,6 +99,13 @@ pub const MAX_SUBSCRIPTIONS: usize = 100;
 
 /// Validates a flexEngage `WebhookRequest`, collecting every invalid field at once
 /// (`validations`: field → message) rather than stopping at the first.
+impl super::validated::FromBody for WebhookInput {
+    /// The flexEngage create body (`parse_webhook_request`), every problem under its field.
+    fn from_body(body: Value, state: &crate::state::AppState) -> Result<Self, ApiError> {
+        parse_webhook_request(&body, &state.url_policy).map_err(ApiError::validation)
+    }
+}
+
 pub fn parse_webhook_request(
     body: &Value,
     policy: &UrlPolicy,

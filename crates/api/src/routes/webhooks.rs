@@ -7,24 +7,29 @@ use hookline_domain::ErrorCode;
 use hookline_store::webhooks;
 use serde_json::{json, Value};
 
-use super::{absolute_url, admit, json, parse_webhook_id, views, webhook_not_found, webhook_of};
-use crate::{auth::Principal, error::ApiError, manage, state::AppState};
+use super::{
+    absolute_url, admit, json, parse_webhook_id,
+    validated::{FromBody, Valid},
+    views::{self, WebhookInput},
+    webhook_not_found, webhook_of,
+};
+use crate::{
+    auth::{Manager, Principal},
+    error::ApiError,
+    manage,
+    state::AppState,
+};
 
 type Reply = Result<HttpResponse, ApiError>;
 
-#[tracing::instrument(skip_all, fields(brand = %path))]
+#[tracing::instrument(skip_all, fields(brand = %manager.brand))]
 pub async fn create(
-    principal: Principal,
+    manager: Manager,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<Value>,
+    input: Valid<WebhookInput>,
 ) -> Reply {
-    let brand = path.into_inner();
-    admit(&state, &principal, &brand)?;
-    let input =
-        views::parse_webhook_request(&body, &state.url_policy).map_err(ApiError::validation)?;
-    let created = manage::create(&state, &brand, input).await?;
+    let created = manage::create(&state, &manager.brand, input.into_inner()).await?;
     let mut view = views::WebhookView::from(&created.webhook);
     view.secret = Some(created.secret.expose().to_owned());
     let location = location(&state, &req, &created.webhook.id.to_string());
@@ -70,6 +75,22 @@ pub async fn get(
 }
 
 /// The flexEngage PATCH body: `enabled`, and `replaySkipped` (only with `enabled: true`).
+#[derive(Debug)]
+pub struct EnabledPatch {
+    pub enabled: bool,
+    pub replay_skipped: bool,
+}
+
+impl FromBody for EnabledPatch {
+    fn from_body(body: Value, _: &AppState) -> Result<Self, ApiError> {
+        let (enabled, replay_skipped) = parse_patch(&body)?;
+        Ok(EnabledPatch {
+            enabled,
+            replay_skipped,
+        })
+    }
+}
+
 fn parse_patch(body: &Value) -> Result<(bool, bool), ApiError> {
     let mut problems = BTreeMap::new();
     let enabled = match body.get("enabled") {
@@ -114,17 +135,20 @@ const REPLAY_NEEDS_ENABLE: &str = "replaySkipped is only allowed with enabled: t
 /// `replaySkipped` also re-queues the deliveries recorded as SKIPPED while the webhook was
 /// disabled (at the same bounded rate as parked ones); it works on an already enabled webhook
 /// too, for a brand that enabled it first and asks for what it missed afterwards.
-#[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
+#[tracing::instrument(skip_all, fields(brand = %manager.brand, webhook_id = %path.1))]
 pub async fn patch(
-    principal: Principal,
+    manager: Manager,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: Valid<EnabledPatch>,
 ) -> Reply {
-    let (brand, raw_id) = path.into_inner();
-    admit(&state, &principal, &brand)?;
+    let brand = manager.brand;
+    let (_, raw_id) = path.into_inner();
     let id = parse_webhook_id(&brand, &raw_id)?;
-    let (enabled, replay_skipped) = parse_patch(&body)?;
+    let EnabledPatch {
+        enabled,
+        replay_skipped,
+    } = body.into_inner();
     let mut conn = state.conn().await?;
     match webhooks::set_enabled(&mut conn, &brand, id, enabled, replay_skipped).await? {
         Some(_) => {

@@ -85,6 +85,10 @@ async fn a_batch_costs_as_many_tokens_as_it_has_events() {
 /// Sends a request line and headers announcing a large body, and only a few bytes of it; returns
 /// the status line the server answers with before the body is complete.
 async fn status_before_body(app: &TestApp, auth: Option<&str>) -> String {
+    status_before_body_of(app, "POST /v1/acme/events", auth).await
+}
+
+async fn status_before_body_of(app: &TestApp, request: &str, auth: Option<&str>) -> String {
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&addr)
         .await
@@ -93,7 +97,7 @@ async fn status_before_body(app: &TestApp, auth: Option<&str>) -> String {
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     let head = format!(
-        "POST /v1/acme/events HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+        "{request} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
          Content-Length: 200000\r\n\r\n{{\"type\": "
     );
     stream.write_all(head.as_bytes()).await.expect("write");
@@ -132,6 +136,23 @@ async fn refusals_come_before_the_body_is_read() {
     assert!(status_before_body(&app, Some(&token))
         .await
         .contains(" 429 "));
+    // Management and FDX bodies are judged only after admission too: no token is a 401 and a
+    // token without the webhooks scope a 403, before the body arrives.
+    let publish_only = app.token_with(
+        hookline_api::auth::Brands::List(vec!["acme".into()]),
+        &[hookline_api::auth::SCOPE_PUBLISH],
+    );
+    for request in [
+        "POST /v1/acme/webhooks",
+        "PATCH /v1/acme/webhooks/0190b5f0-0000-7000-8000-000000000000",
+        "POST /v1/acme/recover",
+        "POST /v1/services/webhook",
+    ] {
+        let status = status_before_body_of(&app, request, None).await;
+        assert!(status.contains(" 401 "), "{request}: {status}");
+        let status = status_before_body_of(&app, request, Some(&publish_only)).await;
+        assert!(status.contains(" 403 "), "{request}: {status}");
+    }
 }
 
 #[tokio::test]
