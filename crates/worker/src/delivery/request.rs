@@ -117,6 +117,8 @@ mod tests {
                 brand_id: "acme".into(),
                 event_type: "RECEIPTS".into(),
                 created: now,
+                traceparent: None,
+                tracestate: None,
             },
             webhook: Webhook {
                 id: webhook_id,
