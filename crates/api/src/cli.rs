@@ -51,13 +51,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&settings.log);
+            // Dropped last, on every way out: exports the spans still buffered.
+            let _telemetry = telemetry::init(&settings.log, telemetry::SERVICE);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
             tracing::info!("hookline-api stopped");
         }
         Command::Migrate => {
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log, telemetry::SERVICE);
             startup::prepare_database(&settings, settings.database.create_if_missing).await?;
             tracing::info!("migrations applied");
         }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use hookline_store::{events, models::NewEvent, Pool, StoreError};
+use hookline_telemetry::trace::TraceContext;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
@@ -28,6 +29,8 @@ pub struct PendingEvent {
     pub idempotency_key: Option<String>,
     /// The event type and its ancestors (what subscriptions match it).
     pub match_types: Vec<String>,
+    /// The request's trace context, stored with the event (`None`: stored without one).
+    pub trace: Option<TraceContext>,
 }
 
 type Reply = Result<events::Ingested, StoreError>;
@@ -122,6 +125,13 @@ async fn store(
         })
         .collect();
     let match_types: Vec<Vec<String>> = jobs.iter().map(|j| j.event.match_types.clone()).collect();
+    let traces: Vec<events::TraceContext> = jobs
+        .iter()
+        .map(|j| events::TraceContext {
+            traceparent: j.event.trace.as_ref().map(|t| t.traceparent.as_str()),
+            tracestate: j.event.trace.as_ref().and_then(|t| t.tracestate.as_deref()),
+        })
+        .collect();
     let mut conn = pool.get().await?;
-    events::ingest_batch(&mut conn, &news, &match_types, lease).await
+    events::ingest_traced(&mut conn, &news, &match_types, &traces, lease).await
 }

@@ -17,6 +17,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    hookline_telemetry::init_logs(&settings.log);
+    // Dropped last, on every way out: exports the spans still buffered.
+    let _telemetry = hookline_telemetry::init(&settings.log, "hookline");
     hookline::run(settings).await
 }

@@ -56,15 +56,22 @@ pub struct EventMeta {
     pub brand_id: String,
     pub event_type: String,
     pub created: DateTime<Utc>,
+    /// The W3C trace context stored with the event, which its attempts continue
+    /// ([`crate::events::TraceContext`]).
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 impl From<Event> for EventMeta {
+    /// Without a trace context: [`Event`] does not load it.
     fn from(e: Event) -> EventMeta {
         EventMeta {
             id: e.id,
             brand_id: e.brand_id,
             event_type: e.event_type,
             created: e.created,
+            traceparent: None,
+            tracestate: None,
         }
     }
 }
@@ -84,15 +91,22 @@ pub async fn load_job(
             Delivery::as_select(),
             Event::as_select(),
             Webhook::as_select(),
+            (events::traceparent, events::tracestate),
         ))
-        .first::<(Delivery, Event, Webhook)>(conn)
+        .first::<(Delivery, Event, Webhook, (Option<String>, Option<String>))>(conn)
         .await
         .optional()?;
-    Ok(row.map(|(delivery, event, webhook)| Job {
-        delivery,
-        event: event.into(),
-        webhook,
-    }))
+    Ok(row.map(
+        |(delivery, event, webhook, (traceparent, tracestate))| Job {
+            delivery,
+            event: EventMeta {
+                traceparent,
+                tracestate,
+                ..event.into()
+            },
+            webhook,
+        },
+    ))
 }
 
 /// An attempt to record and the state it leaves its delivery in.

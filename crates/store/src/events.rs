@@ -77,8 +77,10 @@ const PLAN_ALONE_FROM: usize = 64;
 /// from being delivered to that webhook.
 const INGEST: &str = "\
 WITH ev AS ( \
-    INSERT INTO events (id, brand_id, event_type, payload, idempotency_key) \
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[]) \
+    INSERT INTO events (id, brand_id, event_type, payload, idempotency_key, traceparent, \
+        tracestate) \
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], \
+        $11::text[], $12::text[]) \
     ON CONFLICT DO NOTHING \
     RETURNING id, created \
 ), dl AS ( \
@@ -115,6 +117,27 @@ pub async fn ingest_batch(
     ingest_excluding(conn, news, match_types, &[], lease).await
 }
 
+/// The W3C trace context stored with an event (`events.traceparent`, `events.tracestate`):
+/// the context of the span that ingested it, which every attempt continues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceContext<'a> {
+    pub traceparent: Option<&'a str>,
+    pub tracestate: Option<&'a str>,
+}
+
+/// [`ingest_batch`] with the trace context of each event: `traces[i]` is stored with
+/// `news[i]` (`traces` may be shorter; the rest have none). An idempotent replay keeps the
+/// first event's context.
+pub async fn ingest_traced(
+    conn: &mut AsyncPgConnection,
+    news: &[NewEvent<'_>],
+    match_types: &[Vec<String>],
+    traces: &[TraceContext<'_>],
+    lease: Duration,
+) -> Result<Vec<Ingested>, StoreError> {
+    ingest_rows(conn, news, match_types, &[], traces, lease).await
+}
+
 /// [`ingest_batch`] where `exclude[i]`, when given, is a webhook that event `i` must not be
 /// delivered to (an operational event about that webhook). `exclude` may be shorter than
 /// `news`.
@@ -125,9 +148,21 @@ pub async fn ingest_excluding(
     exclude: &[Option<Uuid>],
     lease: Duration,
 ) -> Result<Vec<Ingested>, StoreError> {
+    ingest_rows(conn, news, match_types, exclude, &[], lease).await
+}
+
+async fn ingest_rows(
+    conn: &mut AsyncPgConnection,
+    news: &[NewEvent<'_>],
+    match_types: &[Vec<String>],
+    exclude: &[Option<Uuid>],
+    traces: &[TraceContext<'_>],
+    lease: Duration,
+) -> Result<Vec<Ingested>, StoreError> {
     if news.is_empty() {
         return Ok(Vec::new());
     }
+    let traces = &traces[..traces.len().min(news.len())];
     // One row per (new event, type that matches it).
     let mut pair_events = Vec::new();
     let mut pair_types = Vec::new();
@@ -154,6 +189,9 @@ pub async fn ingest_excluding(
         .bind::<Array<Text>, _>(&pair_brands)
         .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
         .bind::<Array<Nullable<SqlUuid>>, _>(&pair_excludes)
+        // Shorter than `news` (or empty): unnest pads with NULL.
+        .bind::<Array<Nullable<Text>>, _>(traces.iter().map(|t| t.traceparent).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(traces.iter().map(|t| t.tracestate).collect::<Vec<_>>())
         .planned_alone(news.len() >= PLAN_ALONE_FROM)
         .load(conn)
         .await?;

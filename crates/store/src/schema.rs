@@ -43,6 +43,8 @@ diesel::table! {
         created -> Timestamptz,
         idempotency_key -> Nullable<Text>,
         erased -> Nullable<Timestamptz>,
+        traceparent -> Nullable<Text>,
+        tracestate -> Nullable<Text>,
     }
 }
 

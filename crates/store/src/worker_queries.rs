@@ -55,6 +55,10 @@ struct TakenRow {
     e_event_type: String,
     #[diesel(sql_type = Timestamptz)]
     e_created: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    e_traceparent: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    e_tracestate: Option<String>,
     #[diesel(embed)]
     webhook: TakenWebhook,
     #[diesel(sql_type = Nullable<Text>)]
@@ -99,6 +103,8 @@ impl From<TakenRow> for Job {
                 brand_id: row.e_brand_id,
                 event_type: row.e_event_type,
                 created: row.e_created,
+                traceparent: row.e_traceparent,
+                tracestate: row.e_tracestate,
             },
             webhook: Webhook {
                 id: row.delivery.webhook_id,
@@ -148,6 +154,7 @@ SELECT t.webhook_id, t.event_id, t.status, t.status_reason, t.attempt_count, \
     t.next_attempt_at, t.leased_until, t.manual_retry, t.created, t.updated, t.attempting, \
     t.lost_count, \
     e.brand_id AS e_brand_id, e.event_type AS e_event_type, e.created AS e_created, \
+    e.traceparent AS e_traceparent, e.tracestate AS e_tracestate, \
     w.brand_id AS w_brand_id, w.endpoint AS w_endpoint, w.event_types AS w_event_types, \
     w.enabled AS w_enabled, w.secret AS w_secret, w.previous_secret AS w_previous_secret, \
     w.previous_secret_expires_at AS w_previous_secret_expires_at, w.created AS w_created, \

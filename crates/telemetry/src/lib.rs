@@ -1,8 +1,11 @@
 //! Observability set-up shared by `hookline-api` and `hookline-worker` (and both at once, when
 //! they run in one process):
 //!
-//! - [`init_logs`]: `tracing` to stdout, text or JSON (`log.format`), filtered by `RUST_LOG` or
-//!   `log.level`;
+//! - [`init`]: `tracing` to stdout, text or JSON (`log.format`), filtered by `RUST_LOG` or
+//!   `log.level`; and Hookline's spans to OpenTelemetry ([`trace`]), exported over OTLP only
+//!   when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set;
+//! - [`trace`]: W3C trace context, continued from the publisher's `traceparent` at ingest and
+//!   sent on every webhook request;
 //! - [`metrics()`]: the process-wide Prometheus recorder behind the `metrics` macros, rendered at
 //!   each process's `GET /metrics` (the API's admin listener, the worker's `worker.http_bind`).
 //!   Metric names are listed in [`names`].
@@ -12,19 +15,84 @@ use std::{sync::OnceLock, time::Duration};
 use hookline_config::LogSettings;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::{
+    fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _,
+};
 
-pub fn init_logs(settings: &LogSettings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let builder = fmt().with_env_filter(filter).with_target(false);
-    // `try_init`: a second call (tests starting several apps, API + worker in one process) keeps
-    // the first subscriber.
-    let _ = if settings.format == "json" {
-        builder.json().flatten_event(true).try_init()
+mod export;
+pub mod trace;
+
+/// What [`init`] set up that must be stopped on exit: the span exporter, if there is one.
+/// Dropping it (or [`Telemetry::shutdown`]) exports the spans still buffered, waiting up to
+/// 5 s; without an exporter it does nothing.
+#[derive(Debug)]
+#[must_use = "dropping it stops the span export; keep it until the process exits"]
+pub struct Telemetry {
+    traces: Option<trace::Exporting>,
+}
+
+impl Telemetry {
+    /// Exports what is still buffered and stops the exporter (also done on drop).
+    pub fn shutdown(mut self) {
+        if let Some(traces) = self.traces.take() {
+            traces.shutdown();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(traces) = self.traces.take() {
+            traces.shutdown();
+        }
+    }
+}
+
+/// Installs the process's `tracing` subscriber: logs as `log` says, and Hookline's spans to
+/// OpenTelemetry under the service name `OTEL_SERVICE_NAME` or else `service` (see [`trace`]).
+/// A second call in the same process (tests starting several apps, API + worker in one
+/// process) keeps the first subscriber and returns a `Telemetry` with nothing to stop.
+pub fn init(log: &LogSettings, service: &str) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let logs = if log.format == "json" {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_target(false)
+            .boxed()
     } else {
-        builder.try_init()
+        fmt::layer().with_target(false).boxed()
     };
+    let (spans, traces) = trace::layer(service);
+    let installed = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .try_init()
+        .is_ok();
+    let traces = match traces {
+        Ok(traces) => traces,
+        Err(e) => {
+            tracing::warn!(error = %e, "spans are not exported");
+            None
+        }
+    };
+    match traces {
+        Some(traces) if installed => {
+            trace::set_exporting();
+            tracing::info!(
+                service = traces.service(),
+                "exporting spans over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT)"
+            );
+            Telemetry {
+                traces: Some(traces),
+            }
+        }
+        Some(traces) => {
+            traces.shutdown();
+            Telemetry { traces: None }
+        }
+        None => Telemetry { traces: None },
+    }
 }
 
 /// Every metric Hookline records.

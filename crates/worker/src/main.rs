@@ -18,7 +18,9 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    hookline_worker::telemetry::init(&settings.log);
+    // Dropped last, on every way out: exports the spans still buffered.
+    let _telemetry =
+        hookline_worker::telemetry::init(&settings.log, hookline_worker::telemetry::SERVICE);
     let shutdown = CancellationToken::new();
     tokio::spawn(hookline_worker::cancel_on_signal(shutdown.clone()));
     hookline_worker::Worker::build(settings)

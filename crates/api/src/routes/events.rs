@@ -17,8 +17,10 @@ use hookline_store::{
     models::{Attempt, Delivery, Event, NewEvent},
     retention,
 };
+use hookline_telemetry::trace::{continue_trace, TraceContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{
@@ -161,9 +163,16 @@ fn has_nul(v: &Value) -> bool {
     }
 }
 
+/// The request's span continues the publisher's trace (`traceparent`, `tracestate`; a missing
+/// or invalid one starts a new trace, never a refusal): its context, returned, is stored with
+/// the events so every attempt continues it (`crates/telemetry/src/trace.rs`).
+fn request_trace(span: &tracing::Span, req: &HttpRequest) -> TraceContext {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    continue_trace(span, header("traceparent"), header("tracestate"))
+}
+
 /// `POST /v1/{brandId}/events` → 202 `{id, type, deliveries}`. The same `Idempotency-Key` again
 /// answers with the first event (and `Idempotent-Replayed: true`) and creates nothing.
-#[tracing::instrument(skip_all, fields(brand = %publisher.brand, event_id))]
 pub async fn ingest(
     // Before the body: authentication, authorisation and the rate limit refuse a request
     // without reading it.
@@ -171,6 +180,25 @@ pub async fn ingest(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: Valid<PublishedEvent>,
+) -> Reply {
+    // The span gets its parent before it is first entered, hence not `#[instrument]`.
+    let span = tracing::info_span!(
+        "ingest",
+        brand = %publisher.brand,
+        event_id = tracing::field::Empty
+    );
+    let trace = request_trace(&span, &req);
+    ingest_one(publisher, state, req, body, trace)
+        .instrument(span)
+        .await
+}
+
+async fn ingest_one(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Valid<PublishedEvent>,
+    trace: TraceContext,
 ) -> Reply {
     let brand = publisher.brand.into_inner();
     let key = idempotency_key(&req)?;
@@ -186,6 +214,7 @@ pub async fn ingest(
             payload: data.clone(),
             idempotency_key: key,
             match_types: event_type.ancestors_and_self(),
+            trace: Some(trace),
         })
         .await?;
     tracing::Span::current().record("event_id", tracing::field::display(ingested.event.id));
@@ -220,12 +249,31 @@ pub const MAX_BATCH: usize = 500;
 /// The same guarantees per event as single ingest, in one transaction for the whole batch: all
 /// are accepted or, if any is invalid, none (422 naming `events[i].field`, or 413 naming
 /// `events[i]` for an event larger than a single one may be).
-#[tracing::instrument(skip_all, fields(brand = %publisher.brand, events))]
+///
+/// One trace context for the request: every event of the batch is stored with it.
 pub async fn ingest_batch(
     // Before the body, as for single events; the request paid for one event there.
     publisher: Publisher,
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Value>,
+) -> Reply {
+    let span = tracing::info_span!(
+        "ingest_batch",
+        brand = %publisher.brand,
+        events = tracing::field::Empty
+    );
+    let trace = request_trace(&span, &req);
+    ingest_many(publisher, state, body, trace)
+        .instrument(span)
+        .await
+}
+
+async fn ingest_many(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+    trace: TraceContext,
 ) -> Reply {
     let brand = publisher.brand.into_inner();
     let items = match body.get("events") {
@@ -335,7 +383,14 @@ pub async fn ingest_batch(
         .map(|(t, _, _)| t.ancestors_and_self())
         .collect();
     let lease = state.settings.worker.lease;
-    let ingested = events::ingest_batch(&mut conn, &news, &match_types, lease).await?;
+    let traces = vec![
+        events::TraceContext {
+            traceparent: Some(&trace.traceparent),
+            tracestate: trace.tracestate.as_deref(),
+        };
+        news.len()
+    ];
+    let ingested = events::ingest_traced(&mut conn, &news, &match_types, &traces, lease).await?;
     let messages: Vec<DeliveryMessage> = ingested
         .iter()
         .filter(|i| i.created)

@@ -45,7 +45,7 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        hookline_api::telemetry::init(&Settings::default().log);
+        let _ = hookline_api::telemetry::init(&Settings::default().log, "hookline-test");
     }
 }
 

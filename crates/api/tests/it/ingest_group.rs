@@ -19,6 +19,7 @@ fn event(brand: &str) -> PendingEvent {
         payload: json!({"n": 1}),
         idempotency_key: None,
         match_types: vec!["ORDER_EVENTS.OMS.ORDER_SHIPPED".to_owned()],
+        trace: None,
     }
 }
 

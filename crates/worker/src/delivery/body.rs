@@ -169,6 +169,8 @@ mod tests {
             brand_id: "acme".into(),
             event_type: "RECEIPTS".into(),
             created: Utc::now(),
+            traceparent: None,
+            tracestate: None,
         }
     }
 

@@ -7,7 +7,10 @@
 //! byte budget is full, or attempted. The capacity a delivery holds is released when that
 //! delivery is done with it, never when the slowest delivery of its message ends.
 
-use hookline_telemetry::names;
+use hookline_telemetry::{
+    names,
+    trace::{continue_trace, TraceContext},
+};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
@@ -23,7 +26,7 @@ use hookline_store::{
     worker_queries, Pool, StoreError,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument as _};
 use uuid::Uuid;
 
 use crate::{backoff::Backoff, endpoints::Endpoints};
@@ -353,7 +356,24 @@ impl Handler {
             sends
                 .into_iter()
                 .map(|(job, body, host, admission, permit)| {
-                    self.attempt(job, body, host, admission, permit, lease_ends, stop)
+                    // The attempt continues the trace stored with its event; its span gets
+                    // that parent before it is first entered, hence not `#[instrument]`.
+                    let span = tracing::info_span!(
+                        "attempt",
+                        brand = %job.webhook.brand_id,
+                        webhook_id = %job.delivery.webhook_id,
+                        event_id = %job.delivery.event_id,
+                        attempt = job.delivery.attempt_count + 1,
+                        http.response.status_code = tracing::field::Empty,
+                        otel.status_code = tracing::field::Empty,
+                    );
+                    let trace = continue_trace(
+                        &span,
+                        job.event.traceparent.as_deref(),
+                        job.event.tracestate.as_deref(),
+                    );
+                    self.attempt(job, body, host, admission, permit, lease_ends, stop, trace)
+                        .instrument(span)
                 }),
         )
         .await;
@@ -438,14 +458,9 @@ impl Handler {
         }
     }
 
-    /// One attempt of a delivery this worker has taken: its slot, the signed request, and the
-    /// recorded outcome.
+    /// One attempt of a delivery this worker has taken: its slot, the signed request (carrying
+    /// `trace`, the attempt span's context), and the recorded outcome.
     #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(skip_all, fields(
-        brand = %job.webhook.brand_id,
-        webhook_id = %job.delivery.webhook_id,
-        event_id = %job.delivery.event_id,
-    ))]
     async fn attempt(
         &self,
         job: Job,
@@ -455,6 +470,7 @@ impl Handler {
         permit: Option<OwnedSemaphorePermit>,
         lease_ends: Instant,
         stop: &CancellationToken,
+        trace: TraceContext,
     ) -> Result<Outcome, StoreError> {
         let message = key(&job);
         let slot = match admission {
@@ -494,8 +510,14 @@ impl Handler {
         drop(permit);
         let started = Utc::now();
         let prepared = body.and_then(|body| {
-            SignedRequest::prepare(&job, body.bytes.clone(), started, self.sender.user_agent())
-                .map_err(|e| e.to_string())
+            SignedRequest::prepare(
+                &job,
+                body.bytes.clone(),
+                started,
+                self.sender.user_agent(),
+                &trace,
+            )
+            .map_err(|e| e.to_string())
         });
         let attempted = match prepared {
             Ok(request) => {
@@ -518,6 +540,13 @@ impl Handler {
             },
         };
         drop(slot);
+        let span = tracing::Span::current();
+        if let Ok(response) = &attempted.result {
+            span.record("http.response.status_code", response.status);
+        }
+        if !attempted.is_success() {
+            span.record("otel.status_code", "ERROR");
+        }
         metrics::histogram!(names::ATTEMPT_DURATION).record(attempted.elapsed.as_secs_f64());
         if job.delivery.attempt_count == 0 {
             let lag = (started - job.event.created).to_std().unwrap_or_default();

@@ -8,6 +8,7 @@ use hookline_domain::{
     SecretError, WebhookSecret,
 };
 use hookline_store::deliveries::Job;
+use hookline_telemetry::trace::TraceContext;
 
 /// A request ready to send: the exact bytes that were signed and the headers, in the order
 /// they are sent (and recorded on the attempt).
@@ -34,11 +35,15 @@ impl SignedRequest {
     /// (`previous_secret_expires_at > now`), after it in `webhook-signature`, as the Standard
     /// Webhooks spec defines for rotation; `X-FDX-SC-Signature` has room for one signature
     /// only (FDX spec), so it carries the current secret's.
+    ///
+    /// `trace` is the attempt span's W3C context: `traceparent` (the publisher's trace id, the
+    /// attempt as parent) and `tracestate` when there is one.
     pub fn prepare(
         job: &Job,
         body: Bytes,
         now: DateTime<Utc>,
         user_agent: &str,
+        trace: &TraceContext,
     ) -> Result<SignedRequest, PrepareError> {
         let event = &job.event;
         let webhook = &job.webhook;
@@ -51,7 +56,7 @@ impl SignedRequest {
         secrets.extend(previous.as_ref());
         let msg_id = event.id.to_string();
         let timestamp = now.timestamp();
-        let headers = vec![
+        let mut headers = vec![
             ("content-type", "application/json".to_owned()),
             ("user-agent", user_agent.to_owned()),
             ("x-fdx-sc-signature", fdx_signature(&current, &body)),
@@ -61,7 +66,11 @@ impl SignedRequest {
             ),
             ("webhook-id", msg_id),
             ("webhook-timestamp", timestamp.to_string()),
+            ("traceparent", trace.traceparent.clone()),
         ];
+        if let Some(state) = &trace.tracestate {
+            headers.push(("tracestate", state.clone()));
+        }
         Ok(SignedRequest {
             endpoint: webhook.endpoint.clone(),
             body,
@@ -117,6 +126,8 @@ mod tests {
                 brand_id: "acme".into(),
                 event_type: "RECEIPTS".into(),
                 created: now,
+                traceparent: None,
+                tracestate: None,
             },
             webhook: Webhook {
                 id: webhook_id,
@@ -156,6 +167,15 @@ mod tests {
         ))
     }
 
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn trace(state: Option<&str>) -> TraceContext {
+        TraceContext {
+            traceparent: TRACEPARENT.into(),
+            tracestate: state.map(str::to_owned),
+        }
+    }
+
     fn header<'a>(r: &'a SignedRequest, name: &str) -> &'a str {
         r.headers
             .iter()
@@ -168,7 +188,8 @@ mod tests {
     fn carries_the_contract_headers_and_body() {
         let now = Utc::now();
         let job = job(None);
-        let r = SignedRequest::prepare(&job, body(&job), now, "Hookline-Test").expect("prepare");
+        let r = SignedRequest::prepare(&job, body(&job), now, "Hookline-Test", &trace(None))
+            .expect("prepare");
         let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(body["data"]["orderId"], "42");
         assert_eq!(body["brandId"], "acme");
@@ -179,17 +200,30 @@ mod tests {
         assert_eq!(header(&r, "x-fdx-sc-signature").len(), 64);
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 1);
         assert!(!r.headers_json().to_string().contains("top_secret"));
+        assert_eq!(header(&r, "traceparent"), TRACEPARENT);
+        assert!(r.headers.iter().all(|(k, _)| *k != "tracestate"));
+        assert_eq!(r.headers_json()["traceparent"], TRACEPARENT);
+    }
+
+    #[test]
+    fn a_tracestate_is_passed_on() {
+        let job = job(None);
+        let r = SignedRequest::prepare(&job, body(&job), Utc::now(), "ua", &trace(Some("v=1")))
+            .expect("prepare");
+        assert_eq!(header(&r, "tracestate"), "v=1");
     }
 
     #[test]
     fn the_previous_secret_signs_only_during_its_grace_period() {
         let now = Utc::now();
         let during = job(Some(("top_secret_old", now + Duration::hours(1))));
-        let r = SignedRequest::prepare(&during, body(&during), now, "ua").expect("prepare");
+        let r = SignedRequest::prepare(&during, body(&during), now, "ua", &trace(None))
+            .expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 2);
 
         let after = job(Some(("top_secret_old", now - Duration::seconds(1))));
-        let r = SignedRequest::prepare(&after, body(&after), now, "ua").expect("prepare");
+        let r =
+            SignedRequest::prepare(&after, body(&after), now, "ua", &trace(None)).expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 1);
     }
 }

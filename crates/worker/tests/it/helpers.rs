@@ -79,7 +79,7 @@ impl TestWorker {
 impl TestEnv {
     pub async fn new() -> TestEnv {
         if std::env::var_os("TEST_LOG").is_some() {
-            hookline_worker::telemetry::init(&Settings::default().log);
+            let _ = hookline_worker::telemetry::init(&Settings::default().log, "hookline-test");
         }
         let db = TestDatabase::create().await;
         let pool = db.pool();
