@@ -55,6 +55,7 @@ impl Hookline {
         command
             .env("HOOKLINE__DATABASE__URL", &db.url)
             .env("HOOKLINE__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("HOOKLINE__ADMIN__BIND", "127.0.0.1:0")
             .env("HOOKLINE__WORKER__HTTP_BIND", "127.0.0.1:0")
             .env("HOOKLINE__AMQP__PREFIX", &prefix)
             .env("HOOKLINE__LOG__LEVEL", "warn")
