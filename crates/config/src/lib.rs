@@ -548,6 +548,30 @@ impl Settings {
             .is_ok_and(|ring| ring.active_is_dev())
     }
 
+    /// The keyring that seals webhook secrets, for a process listening on `bind` (the value of
+    /// the key `bind_key`). The built-in dev key is in the README, so it protects nothing: like
+    /// the dev HS256 secret, it is refused unless the process listens on loopback only (the
+    /// quickstart), whatever `env` says.
+    pub fn keyring_for(
+        &self,
+        bind_key: &'static str,
+        bind: &str,
+    ) -> Result<hookline_domain::Keyring, SettingsError> {
+        let keyring = self.secrets.keyring()?;
+        if keyring.active_is_dev() && !is_loopback_bind(bind) {
+            return Err(SettingsError::Invalid {
+                key: "secrets.keys",
+                reason: format!(
+                    "the active key is the built-in dev key, which anyone can read in the \
+                     README, and {bind_key} ({bind}) is not a loopback address: set \
+                     HOOKLINE__SECRETS__KEYS and HOOKLINE__SECRETS__ACTIVE_KEY (or bind to \
+                     127.0.0.1)"
+                ),
+            });
+        }
+        Ok(keyring)
+    }
+
     /// Checks what serde cannot: ranges, enumerations, and the production rules.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key, reason: &str| {
@@ -823,6 +847,30 @@ mod tests {
             err.to_string().contains("delivery.allow_private_targets"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_dev_secrets_key_is_refused_beyond_loopback() {
+        let mut settings = Settings::default();
+        let ring = settings
+            .keyring_for("http.bind", "127.0.0.1:8080")
+            .expect("loopback");
+        assert!(ring.active_is_dev());
+        let err = settings
+            .keyring_for("worker.http_bind", "0.0.0.0:9090")
+            .expect_err("dev key beyond loopback");
+        let text = err.to_string();
+        assert!(
+            text.contains("secrets.keys")
+                && text.contains("worker.http_bind (0.0.0.0:9090)")
+                && text.contains("HOOKLINE__SECRETS__KEYS"),
+            "{text}"
+        );
+        production_keys(&mut settings);
+        let ring = settings
+            .keyring_for("http.bind", "0.0.0.0:8080")
+            .expect("a real key");
+        assert_eq!(ring.active_id(), "k1");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod prepared;
 pub mod recoveries;
 pub mod retention;
 pub mod schema;
+pub mod secrets;
 pub mod webhooks;
 pub mod worker_queries;
 

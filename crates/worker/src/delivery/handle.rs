@@ -15,7 +15,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use hookline_domain::{
     lifecycle::{next_state, reason, AttemptResult},
-    DeliveryMessage, HealthState, NextState, RetrySchedule,
+    DeliveryMessage, HealthState, Keyring, NextState, RetrySchedule,
 };
 use hookline_store::{
     deliveries::{self, Job, Recorded, FAILURE, SUCCESS},
@@ -105,6 +105,8 @@ pub struct Handler {
     /// Writes attempts of concurrent deliveries together.
     recorder: Recorder,
     sender: Sender,
+    /// Opens the webhook secrets that sign each request (`secrets.keys`).
+    keyring: Arc<Keyring>,
     schedule: RetrySchedule,
     budgets: Budgets,
     bodies: Bodies,
@@ -141,6 +143,7 @@ impl Handler {
     pub fn new(
         pool: Pool,
         sender: Sender,
+        keyring: Arc<Keyring>,
         schedule: RetrySchedule,
         budgets: Budgets,
         bodies: Bodies,
@@ -155,6 +158,7 @@ impl Handler {
             taker: Taker::start(pool.clone(), attempt_lease, INLINE_PAYLOAD_BYTES),
             pool,
             sender,
+            keyring,
             schedule,
             budgets,
             bodies,
@@ -494,8 +498,18 @@ impl Handler {
         drop(permit);
         let started = Utc::now();
         let prepared = body.and_then(|body| {
-            SignedRequest::prepare(&job, body.bytes.clone(), started, self.sender.user_agent())
-                .map_err(|e| e.to_string())
+            SignedRequest::prepare(
+                &job,
+                &self.keyring,
+                body.bytes.clone(),
+                started,
+                self.sender.user_agent(),
+            )
+            .map_err(|e| {
+                // Not the endpoint's fault: the operator's keys (removed too early?) or the row.
+                tracing::error!(webhook_id = %job.webhook.id, error = %e, "cannot sign the delivery");
+                e.to_string()
+            })
         });
         let attempted = match prepared {
             Ok(request) => {
