@@ -10,4 +10,5 @@ mod helpers;
 mod ingest_group;
 mod outage;
 mod process;
+mod secrets;
 mod webhooks;
