@@ -1,4 +1,4 @@
-//! The `hookline-api` command line: `serve` (default), `migrate`, `token`.
+//! The `hookline-api` command line: `serve` (default), `migrate`, `token`, `secrets`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -45,6 +45,23 @@ pub enum Command {
         #[arg(long)]
         subject: Option<String>,
     },
+    /// Webhook secrets at rest (`[secrets]`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every webhook secret not under `secrets.active_key`, in batches, and print
+    /// how many webhooks each key still holds. Run it once every process has the new active
+    /// key; remove an old key from `secrets.keys` only when it holds none.
+    RotateKey {
+        /// Webhooks re-encrypted per transaction.
+        #[arg(long, default_value_t = crate::secrets::BATCH)]
+        batch: u32,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -60,7 +77,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let _telemetry = telemetry::init(&settings.log, telemetry::SERVICE);
             startup::prepare_database(&settings, settings.database.create_if_missing).await?;
+            let keyring = settings.secrets.keyring()?;
+            crate::secrets::seal_plaintext(&startup::build_pool(&settings)?, &keyring).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Secrets {
+            command: SecretsCommand::RotateKey { batch },
+        } => {
+            let _telemetry = telemetry::init(&settings.log, telemetry::SERVICE);
+            crate::secrets::rotate_key(&settings, batch).await?;
         }
         Command::Token {
             brands,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod ingest;
 pub mod manage;
 pub mod routes;
+pub mod secrets;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

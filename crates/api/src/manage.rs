@@ -2,7 +2,10 @@
 
 use chrono::Utc;
 use hookline_domain::{ErrorCode, WebhookSecret};
-use hookline_store::{models::NewWebhook, models::Webhook, webhooks, StoreError};
+use hookline_store::{
+    models::{NewWebhook, StoredSecret, Webhook},
+    webhooks, StoreError,
+};
 use uuid::Uuid;
 
 use crate::{error::ApiError, routes::views::WebhookInput, state::AppState};
@@ -26,14 +29,15 @@ pub async fn create(
         .iter()
         .map(|s| s.as_str().to_owned())
         .collect();
+    // UUIDv7: ids sort by creation time, like event ids.
+    let id = Uuid::now_v7();
     let new = NewWebhook {
-        // UUIDv7: ids sort by creation time, like event ids.
-        id: Uuid::now_v7(),
+        id,
         brand_id: brand,
         endpoint: input.endpoint.as_str(),
         event_types: &event_types,
         enabled: input.enabled,
-        secret: secret.expose(),
+        secret: StoredSecret::seal(&state.keyring, id, &secret),
     };
     let max = state.settings.limits.max_webhooks_per_brand;
     let mut conn = state.conn().await?;
@@ -96,7 +100,8 @@ pub async fn rotate(
     let grace = chrono::Duration::from_std(state.settings.delivery.secret_rotation_grace)
         .unwrap_or_else(|_| chrono::Duration::hours(24));
     let mut conn = state.conn().await?;
+    let sealed = StoredSecret::seal(&state.keyring, id, &secret);
     let rotated =
-        webhooks::rotate_secret(&mut conn, brand, id, secret.expose(), Utc::now() + grace).await?;
+        webhooks::rotate_secret(&mut conn, brand, id, &sealed, Utc::now() + grace).await?;
     Ok(rotated.map(|w| (w, secret)))
 }

@@ -95,12 +95,26 @@ impl Application {
                  HOOKLINE__AUTH__HS256_SECRET before exposing this server"
             );
         }
+        let keyring = settings.keyring_for("http.bind", &settings.http.bind)?;
+        if keyring.active_is_dev() {
+            tracing::warn!(
+                "secrets.keys is the built-in dev key: webhook secrets in the database are as \
+                 good as plain text; set HOOKLINE__SECRETS__KEYS before exposing this server"
+            );
+        }
         if settings.database.migrate_on_start {
             prepare_database(&settings, settings.database.create_if_missing).await?;
         }
         // Install the recorder before the first request is counted.
         let _ = hookline_telemetry::metrics();
         let pool = build_pool(&settings)?;
+        if settings.database.migrate_on_start {
+            // Part of migrating, but not fatal: plain-text rows still sign, and
+            // `secrets rotate-key` names the row that cannot be sealed.
+            if let Err(e) = crate::secrets::seal_plaintext(&pool, &keyring).await {
+                tracing::error!(error = %e, "could not encrypt plain-text webhook secrets");
+            }
+        }
         let auth = Authenticator::from_settings(&settings.auth)?;
         let settings = Arc::new(settings);
         let publisher = Arc::new(Publisher::new(
@@ -115,7 +129,13 @@ impl Application {
         let dispatch_stop = CancellationToken::new();
         let (dispatcher, dispatch_task) =
             Dispatcher::start(publisher, pool.clone(), dispatch_stop.clone());
-        let state = web::Data::new(AppState::new(settings.clone(), pool, auth, dispatcher));
+        let state = web::Data::new(AppState::new(
+            settings.clone(),
+            pool,
+            auth,
+            keyring,
+            dispatcher,
+        ));
         let listener = TcpListener::bind(&settings.http.bind)?;
         let port = listener.local_addr()?.port();
         let json_limit = settings.http.max_json_bytes;

@@ -10,7 +10,7 @@ use std::{
 
 use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hookline_config::Settings;
-use hookline_domain::UrlPolicy;
+use hookline_domain::{Keyring, UrlPolicy};
 use hookline_store::Pool;
 
 use crate::{auth::Authenticator, dispatch::Dispatcher, error::ApiError, ingest::IngestQueue};
@@ -20,6 +20,9 @@ pub struct AppState {
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
     pub url_policy: UrlPolicy,
+    /// Seals webhook secrets before they are written and opens them to show them to their
+    /// owner (`secrets`).
+    pub keyring: Arc<Keyring>,
     /// Publishes delivery messages after each ingest commit.
     pub dispatcher: Dispatcher,
     /// Stores single events in group commits.
@@ -80,6 +83,7 @@ impl AppState {
         settings: Arc<Settings>,
         pool: Pool,
         auth: Authenticator,
+        keyring: Keyring,
         dispatcher: Dispatcher,
     ) -> Self {
         let ingest = IngestQueue::start(pool.clone(), settings.worker.lease);
@@ -106,6 +110,7 @@ impl AppState {
             auth,
             settings,
             url_policy,
+            keyring: Arc::new(keyring),
             dispatcher,
             ingest,
             limiter,

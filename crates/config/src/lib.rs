@@ -7,8 +7,8 @@
 //! `HOOKLINE__SECTION__KEY`. [`Settings::validate`] runs right after loading and names the key
 //! that is wrong.
 //!
-//! Secrets (`database.url` may carry a password, `amqp.url` too, `auth.hs256_secret`) are
-//! wrapped in [`SecretString`] so that `{:?}` never prints them.
+//! Secrets (`database.url` may carry a password, `amqp.url` too, `auth.hs256_secret`,
+//! `secrets.keys`) are wrapped in [`SecretString`] so that `{:?}` never prints them.
 //!
 //! Layout:
 //! - `lib.rs`: the structs, their defaults, loading and validation.
@@ -49,6 +49,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub admin: AdminSettings,
     pub auth: AuthSettings,
+    pub secrets: SecretsSettings,
     pub rate_limit: RateLimitSettings,
     pub delivery: DeliverySettings,
     pub worker: WorkerSettings,
@@ -68,6 +69,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             admin: AdminSettings::default(),
             auth: AuthSettings::default(),
+            secrets: SecretsSettings::default(),
             rate_limit: RateLimitSettings::default(),
             delivery: DeliverySettings::default(),
             worker: WorkerSettings::default(),
@@ -209,6 +211,49 @@ impl Default for AuthSettings {
             audience: None,
             max_token_lifetime: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+/// The keys that seal webhook secrets in Postgres (`hookline_domain::sealed`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// `id:base64key` entries separated by commas, each key 32 random bytes in standard
+    /// base64. One string rather than a list so that `HOOKLINE__SECRETS__KEYS` can carry it.
+    /// Every key opens; keep an old key here until `hookline-api secrets rotate-key` has moved
+    /// every row off it.
+    pub keys: SecretString,
+    /// The id of the key that seals new and re-sealed secrets.
+    pub active_key: String,
+}
+
+impl Default for SecretsSettings {
+    fn default() -> Self {
+        Self {
+            keys: format!(
+                "{}:{}",
+                hookline_domain::sealed::DEV_KEY_ID,
+                hookline_domain::sealed::DEV_KEY_BASE64
+            )
+            .into(),
+            active_key: hookline_domain::sealed::DEV_KEY_ID.into(),
+        }
+    }
+}
+
+impl SecretsSettings {
+    /// The keyring these settings describe; the error names the key to fix.
+    pub fn keyring(&self) -> Result<hookline_domain::Keyring, SettingsError> {
+        use hookline_domain::KeyringError;
+        hookline_domain::Keyring::parse(&self.active_key, self.keys.expose_secret()).map_err(|e| {
+            SettingsError::Invalid {
+                key: match e {
+                    KeyringError::NoActive(_) => "secrets.active_key",
+                    _ => "secrets.keys",
+                },
+                reason: e.to_string(),
+            }
+        })
     }
 }
 
@@ -531,6 +576,39 @@ impl Settings {
         self.auth.hs256_secret.expose_secret() == DEV_HS256_SECRET
     }
 
+    /// Whether the built-in development key seals webhook secrets (warned about at start,
+    /// refused in production and beyond loopback). False when the keys do not parse
+    /// ([`Settings::validate`] refuses those).
+    pub fn uses_dev_secrets_key(&self) -> bool {
+        self.secrets
+            .keyring()
+            .is_ok_and(|ring| ring.active_is_dev())
+    }
+
+    /// The keyring that seals webhook secrets, for a process listening on `bind` (the value of
+    /// the key `bind_key`). The built-in dev key is in the README, so it protects nothing: like
+    /// the dev HS256 secret, it is refused unless the process listens on loopback only (the
+    /// quickstart), whatever `env` says.
+    pub fn keyring_for(
+        &self,
+        bind_key: &'static str,
+        bind: &str,
+    ) -> Result<hookline_domain::Keyring, SettingsError> {
+        let keyring = self.secrets.keyring()?;
+        if keyring.active_is_dev() && !is_loopback_bind(bind) {
+            return Err(SettingsError::Invalid {
+                key: "secrets.keys",
+                reason: format!(
+                    "the active key is the built-in dev key, which anyone can read in the \
+                     README, and {bind_key} ({bind}) is not a loopback address: set \
+                     HOOKLINE__SECRETS__KEYS and HOOKLINE__SECRETS__ACTIVE_KEY (or bind to \
+                     127.0.0.1)"
+                ),
+            });
+        }
+        Ok(keyring)
+    }
+
     /// Checks what serde cannot: ranges, enumerations, and the production rules.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key, reason: &str| {
@@ -555,6 +633,14 @@ impl Settings {
             return invalid(
                 "auth.hs256_secret",
                 "the dev default is refused in production",
+            );
+        }
+        let keyring = self.secrets.keyring()?;
+        if self.env == "production" && keyring.active_is_dev() {
+            return invalid(
+                "secrets.keys",
+                "the built-in dev key is refused in production: set HOOKLINE__SECRETS__KEYS \
+                 (`id:base64key`, 32 random bytes) and HOOKLINE__SECRETS__ACTIVE_KEY",
             );
         }
         let secret = self.auth.hs256_secret.expose_secret();
@@ -712,12 +798,65 @@ mod tests {
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
     }
 
+    /// A production key ring: `k1`, 32 bytes of 7.
+    fn production_keys(settings: &mut Settings) {
+        settings.secrets.keys = "k1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into();
+        settings.secrets.active_key = "k1".into();
+    }
+
+    #[test]
+    fn production_refuses_the_dev_secrets_key_naming_what_to_set() {
+        let mut settings = Settings {
+            env: "production".into(),
+            ..Settings::default()
+        };
+        settings.auth.hs256_secret = "a-production-secret-of-enough-length-0123456789".into();
+        assert!(settings.uses_dev_secrets_key());
+        let err = settings.validate().expect_err("dev key in production");
+        assert!(err.to_string().contains("secrets.keys"), "{err}");
+        assert!(err.to_string().contains("HOOKLINE__SECRETS__KEYS"), "{err}");
+        // The dev key under another id is still the dev key.
+        settings.secrets.keys = format!("mine:{}", hookline_domain::sealed::DEV_KEY_BASE64).into();
+        settings.secrets.active_key = "mine".into();
+        let err = settings.validate().expect_err("renamed dev key");
+        assert!(err.to_string().contains("secrets.keys"), "{err}");
+        // Kept beside a real active key, so rows can be moved off it, it is accepted.
+        settings.secrets.keys = format!(
+            "k1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=,dev:{}",
+            hookline_domain::sealed::DEV_KEY_BASE64
+        )
+        .into();
+        settings.secrets.active_key = "k1".into();
+        assert!(!settings.uses_dev_secrets_key());
+        let err = settings.validate().expect_err("no issuer");
+        assert!(err.to_string().contains("auth.issuer"), "{err}");
+    }
+
+    #[test]
+    fn bad_key_lists_are_refused_in_any_environment() {
+        let mut settings = Settings::default();
+        settings.secrets.keys = "".into();
+        let err = settings.validate().expect_err("no key");
+        assert!(err.to_string().contains("secrets.keys"), "{err}");
+        settings.secrets.keys = "k1:not-base64".into();
+        settings.secrets.active_key = "k1".into();
+        let err = settings.validate().expect_err("bad key");
+        assert!(err.to_string().contains("secrets.keys"), "{err}");
+        production_keys(&mut settings);
+        settings.secrets.active_key = "k2".into();
+        let err = settings.validate().expect_err("unknown active key");
+        assert!(err.to_string().contains("secrets.active_key"), "{err}");
+        settings.secrets.active_key = "k1".into();
+        settings.validate().expect("valid");
+    }
+
     #[test]
     fn production_requires_issuer_and_audience() {
         let mut settings = Settings {
             env: "production".into(),
             ..Settings::default()
         };
+        production_keys(&mut settings);
         settings.auth.hs256_secret = "a-production-secret-of-enough-length-0123456789".into();
         let err = settings.validate().expect_err("no issuer");
         assert!(err.to_string().contains("auth.issuer"), "{err}");
@@ -739,6 +878,7 @@ mod tests {
         };
         settings.auth.issuer = Some("https://auth.example.com/".into());
         settings.auth.audience = Some("hookline".into());
+        production_keys(&mut settings);
         settings.auth.hs256_secret = "short".into();
         let err = settings.validate().expect_err("short secret");
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
@@ -756,6 +896,30 @@ mod tests {
     }
 
     #[test]
+    fn the_dev_secrets_key_is_refused_beyond_loopback() {
+        let mut settings = Settings::default();
+        let ring = settings
+            .keyring_for("http.bind", "127.0.0.1:8080")
+            .expect("loopback");
+        assert!(ring.active_is_dev());
+        let err = settings
+            .keyring_for("worker.http_bind", "0.0.0.0:9090")
+            .expect_err("dev key beyond loopback");
+        let text = err.to_string();
+        assert!(
+            text.contains("secrets.keys")
+                && text.contains("worker.http_bind (0.0.0.0:9090)")
+                && text.contains("HOOKLINE__SECRETS__KEYS"),
+            "{text}"
+        );
+        production_keys(&mut settings);
+        let ring = settings
+            .keyring_for("http.bind", "0.0.0.0:8080")
+            .expect("a real key");
+        assert_eq!(ring.active_id(), "k1");
+    }
+
+    #[test]
     fn loopback_binds_are_told_apart() {
         assert!(is_loopback_bind("127.0.0.1:8080"));
         assert!(is_loopback_bind("[::1]:8080"));
@@ -767,6 +931,7 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let text = format!("{:?}", Settings::default());
         assert!(!text.contains(DEV_HS256_SECRET));
+        assert!(!text.contains(hookline_domain::sealed::DEV_KEY_BASE64));
         assert!(!text.contains("guest:guest"));
     }
 
@@ -796,6 +961,10 @@ mod tests {
         assert_eq!(
             from_file.amqp.url.expose_secret(),
             defaults.amqp.url.expose_secret()
+        );
+        assert_eq!(
+            from_file.secrets.keys.expose_secret(),
+            defaults.secrets.keys.expose_secret()
         );
     }
 

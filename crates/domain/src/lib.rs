@@ -5,7 +5,8 @@
 //! - [`endpoint`]: which endpoint URLs a webhook may have (HTTPS, no private targets);
 //! - [`lifecycle`]: delivery statuses, what an attempt makes of a delivery, and the endpoint
 //!   health machine;
-//! - [`secret`]: webhook signing secrets; [`sign`]: the delivery signatures.
+//! - [`secret`]: webhook signing secrets; [`sealed`]: how they are encrypted at rest;
+//!   [`sign`]: the delivery signatures.
 //!
 //! The API and the worker both apply these rules, so they live here, once.
 
@@ -17,6 +18,7 @@ pub mod event_type;
 pub mod lifecycle;
 pub mod message;
 pub mod retry;
+pub mod sealed;
 pub mod secret;
 pub mod sign;
 
@@ -33,4 +35,5 @@ pub use lifecycle::{
 };
 pub use message::DeliveryMessage;
 pub use retry::{parse_retry_after, RetrySchedule, ScheduleError};
+pub use sealed::{Keyring, KeyringError, OpenError};
 pub use secret::{SecretError, WebhookSecret};

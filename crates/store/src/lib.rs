@@ -14,6 +14,7 @@ mod prepared;
 pub mod recoveries;
 pub mod retention;
 pub mod schema;
+pub mod secrets;
 pub mod webhooks;
 pub mod worker_queries;
 

@@ -6,6 +6,7 @@ use hookline_domain::{DeliveryStatus, Health, HealthState};
 use uuid::Uuid;
 
 use crate::schema::{attempts, deliveries, events, webhooks};
+pub use crate::secrets::StoredSecret;
 
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = webhooks, check_for_backend(diesel::pg::Pg))]
@@ -16,8 +17,9 @@ pub struct Webhook {
     /// Normalised subscriptions (leaves or groups of the event-type tree).
     pub event_types: Vec<String>,
     pub enabled: bool,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    /// Sealed under a key of the ring (see [`StoredSecret`]); `Debug` never shows it.
+    pub secret: StoredSecret,
+    pub previous_secret: Option<StoredSecret>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
@@ -84,7 +86,8 @@ pub struct NewWebhook<'a> {
     pub endpoint: &'a str,
     pub event_types: &'a [String],
     pub enabled: bool,
-    pub secret: &'a str,
+    /// Sealed for this webhook's `id` ([`StoredSecret::seal`]).
+    pub secret: StoredSecret,
 }
 
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Identifiable)]

@@ -19,6 +19,13 @@ use crate::{
 
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
 
+/// `secret` sealed for the webhook `id` under the built-in dev key (the default
+/// configuration's), to build a [`crate::models::NewWebhook`] in tests.
+pub fn sealed(id: uuid::Uuid, secret: &str) -> crate::models::StoredSecret {
+    let secret = hookline_domain::WebhookSecret::parse(secret).expect("a valid test secret");
+    crate::models::StoredSecret::seal(&hookline_domain::Keyring::dev(), id, &secret)
+}
+
 /// Serialises template creation across test processes.
 const TEMPLATE_LOCK: i64 = 0x686f_6f6b_7465_7374;
 

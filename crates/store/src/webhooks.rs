@@ -15,7 +15,7 @@ use hookline_domain::{
 
 use crate::{
     health,
-    models::{NewWebhook, Webhook},
+    models::{NewWebhook, StoredSecret, Webhook},
     schema::webhooks::dsl as w,
     StoreError,
 };
@@ -191,13 +191,13 @@ pub async fn ids_of_brand(
         .await?)
 }
 
-/// Makes `new_secret` the signing secret; the current one keeps signing beside it until
-/// `grace_until`.
+/// Makes `new_secret` (sealed for this webhook) the signing secret; the current one keeps
+/// signing beside it until `grace_until`.
 pub async fn rotate_secret(
     conn: &mut AsyncPgConnection,
     brand: &str,
     id: Uuid,
-    new_secret: &str,
+    new_secret: &StoredSecret,
     grace_until: DateTime<Utc>,
 ) -> Result<Option<Webhook>, StoreError> {
     Ok(

@@ -17,7 +17,9 @@ use hookline_domain::DeliveryMessage;
 use crate::{
     deliveries::{key_arrays, EventMeta, Job, Key},
     models::{Delivery, Webhook},
-    prepared, StoreError,
+    prepared,
+    secrets::StoredSecret,
+    StoreError,
 };
 
 /// Ok once the `deliveries` table exists. The worker polls this at start instead of migrating:
@@ -77,9 +79,9 @@ struct TakenWebhook {
     #[diesel(sql_type = Bool)]
     w_enabled: bool,
     #[diesel(sql_type = Text)]
-    w_secret: String,
+    w_secret: StoredSecret,
     #[diesel(sql_type = Nullable<Text>)]
-    w_previous_secret: Option<String>,
+    w_previous_secret: Option<StoredSecret>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     w_previous_secret_expires_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Timestamptz)]

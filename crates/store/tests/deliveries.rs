@@ -33,15 +33,16 @@ fn attempt(webhook_id: Uuid, event_id: Uuid) -> NewAttempt {
 /// A brand "a" with one webhook for RECEIPTS: the webhook's id.
 async fn receipts_webhook(conn: &mut diesel_async::AsyncPgConnection) -> Uuid {
     let types = vec!["RECEIPTS".to_owned()];
+    let id = Uuid::now_v7();
     webhooks::create(
         conn,
         &NewWebhook {
-            id: Uuid::now_v7(),
+            id,
             brand_id: "a",
             endpoint: "https://x.example/",
             event_types: &types,
             enabled: true,
-            secret: "whsec_x",
+            secret: hookline_store::testing::sealed(id, "top_secret"),
         },
     )
     .await

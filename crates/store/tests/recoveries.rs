@@ -25,15 +25,16 @@ async fn failed_deliveries(
     n: usize,
 ) -> (Uuid, Vec<Uuid>) {
     let types = vec!["RECEIPTS".to_owned()];
+    let id = Uuid::now_v7();
     let webhook = webhooks::create(
         conn,
         &NewWebhook {
-            id: Uuid::now_v7(),
+            id,
             brand_id: brand,
             endpoint: "https://x.example/",
             event_types: &types,
             enabled: true,
-            secret: "whsec_x",
+            secret: hookline_store::testing::sealed(id, "top_secret"),
         },
     )
     .await

@@ -23,15 +23,16 @@ async fn each_event_keeps_its_trace_context_through_every_take() {
     let pool = db.pool();
     let mut conn = pool.get().await.expect("conn");
     let types = vec!["RECEIPTS".to_owned()];
+    let id = Uuid::now_v7();
     let webhook_id = webhooks::create(
         &mut conn,
         &NewWebhook {
-            id: Uuid::now_v7(),
+            id,
             brand_id: "a",
             endpoint: "https://x.example/",
             event_types: &types,
             enabled: true,
-            secret: "whsec_x",
+            secret: hookline_store::testing::sealed(id, "top_secret_x"),
         },
     )
     .await

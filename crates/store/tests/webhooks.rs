@@ -5,13 +5,14 @@ use hookline_store::{models::NewWebhook, testing::TestDatabase, webhooks, StoreE
 use uuid::Uuid;
 
 fn new_webhook<'a>(brand: &'a str, endpoint: &'a str, types: &'a [String]) -> NewWebhook<'a> {
+    let id = Uuid::now_v7();
     NewWebhook {
-        id: Uuid::now_v7(),
+        id,
         brand_id: brand,
         endpoint,
         event_types: types,
         enabled: true,
-        secret: "whsec_x",
+        secret: hookline_store::testing::sealed(id, "top_secret_old"),
     }
 }
 
@@ -95,14 +96,22 @@ async fn rotation_keeps_the_previous_secret_until_the_grace_ends() {
         .await
         .expect("create");
     let until = Utc::now() + chrono::Duration::hours(1);
-    let r = webhooks::rotate_secret(&mut conn, "a", w.id, "whsec_new", until)
+    let new = hookline_store::testing::sealed(w.id, "top_secret_new");
+    let r = webhooks::rotate_secret(&mut conn, "a", w.id, &new, until)
         .await
         .expect("rotate")
         .expect("row");
-    assert_eq!(r.secret, "whsec_new");
-    assert_eq!(r.previous_secret.as_deref(), Some("whsec_x"));
+    let ring = hookline_domain::Keyring::dev();
+    let open = |s: &hookline_store::models::StoredSecret| {
+        s.open(&ring, w.id).expect("opens").expose().to_owned()
+    };
+    assert_eq!(open(&r.secret), "top_secret_new");
+    assert_eq!(
+        r.previous_secret.as_ref().map(open).as_deref(),
+        Some("top_secret_old")
+    );
     assert!(r.previous_secret_expires_at.is_some());
-    assert!(webhooks::rotate_secret(&mut conn, "b", w.id, "s", until)
+    assert!(webhooks::rotate_secret(&mut conn, "b", w.id, &new, until)
         .await
         .expect("rotate")
         .is_none());

@@ -35,6 +35,8 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error("worker.http_bind: {0}")]
     Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Settings(#[from] hookline_config::SettingsError),
 }
 
 pub struct Worker {
@@ -68,6 +70,13 @@ impl Worker {
             delivery.retry_jitter,
             delivery.retry_after_max,
         )?;
+        // The same rule as the API's: the dev key only where nobody else can reach the process.
+        let keyring = settings.keyring_for("worker.http_bind", &settings.worker.http_bind)?;
+        if keyring.active_is_dev() {
+            warn!(
+                "secrets.keys is the built-in dev key: set HOOKLINE__SECRETS__KEYS in production"
+            );
+        }
         let db = &settings.database;
         let pool = build_pool(
             db.url.expose_secret(),
@@ -108,6 +117,7 @@ impl Worker {
         let handler = Handler::new(
             pool.clone(),
             Sender::new(delivery, &settings.retention)?,
+            Arc::new(keyring),
             schedule,
             // A stalled budget's deferrals grow up to about the request timeout: by then a
             // hanging request has freed its slot.

@@ -57,16 +57,17 @@ impl Drop for Topology {
 
 /// A webhook and an event for it: one PENDING delivery, leased as after the API's ingest.
 async fn pending_delivery(pool: &Pool) -> DeliveryMessage {
+    let id = Uuid::now_v7();
     let mut conn = pool.get().await.expect("connection");
     let hook = hookline_store::webhooks::create(
         &mut conn,
         &NewWebhook {
-            id: Uuid::now_v7(),
+            id,
             brand_id: "acme",
             endpoint: "http://127.0.0.1:9/hook",
             event_types: &[SHIPPED.to_owned()],
             enabled: true,
-            secret: "top_secret",
+            secret: hookline_store::testing::sealed(id, "top_secret"),
         },
     )
     .await

@@ -173,16 +173,17 @@ impl Env {
     }
 
     async fn webhook(&self, brand: &str, endpoint: &str) -> Uuid {
+        let id = Uuid::now_v7();
         let mut conn = self.pool.get().await.expect("conn");
         webhooks::create(
             &mut conn,
             &NewWebhook {
-                id: Uuid::now_v7(),
+                id,
                 brand_id: brand,
                 endpoint,
                 event_types: &[SHIPPED.to_owned()],
                 enabled: true,
-                secret: "top_secret",
+                secret: hookline_store::testing::sealed(id, "top_secret"),
             },
         )
         .await

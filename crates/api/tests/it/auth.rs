@@ -300,8 +300,11 @@ async fn the_dev_secret_is_refused_unless_the_api_listens_on_loopback_only() {
         message.contains("HOOKLINE__AUTH__HS256_SECRET"),
         "{message}"
     );
-    // With a secret of its own, the same bind is fine.
+    // With a secret of its own (and a secrets key of its own: the dev one is refused beyond
+    // loopback too, see `secrets.rs`), the same bind is fine.
     settings.auth.hs256_secret = "a-secret-of-this-deployment-only-0123456789".into();
+    settings.secrets.keys = "k1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into();
+    settings.secrets.active_key = "k1".into();
     let app = hookline_api::Application::build(settings)
         .await
         .expect("a real secret on 0.0.0.0");

@@ -11,4 +11,5 @@ mod ingest_group;
 mod outage;
 mod process;
 mod rate_limits;
+mod secrets;
 mod webhooks;

@@ -18,7 +18,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use hookline_domain::{
     lifecycle::{next_state, reason, AttemptResult},
-    DeliveryMessage, HealthState, NextState, RetrySchedule,
+    DeliveryMessage, HealthState, Keyring, NextState, RetrySchedule,
 };
 use hookline_store::{
     deliveries::{self, Job, Recorded, FAILURE, SUCCESS},
@@ -108,6 +108,8 @@ pub struct Handler {
     /// Writes attempts of concurrent deliveries together.
     recorder: Recorder,
     sender: Sender,
+    /// Opens the webhook secrets that sign each request (`secrets.keys`).
+    keyring: Arc<Keyring>,
     schedule: RetrySchedule,
     budgets: Budgets,
     bodies: Bodies,
@@ -144,6 +146,7 @@ impl Handler {
     pub fn new(
         pool: Pool,
         sender: Sender,
+        keyring: Arc<Keyring>,
         schedule: RetrySchedule,
         budgets: Budgets,
         bodies: Bodies,
@@ -158,6 +161,7 @@ impl Handler {
             taker: Taker::start(pool.clone(), attempt_lease, INLINE_PAYLOAD_BYTES),
             pool,
             sender,
+            keyring,
             schedule,
             budgets,
             bodies,
@@ -512,12 +516,17 @@ impl Handler {
         let prepared = body.and_then(|body| {
             SignedRequest::prepare(
                 &job,
+                &self.keyring,
                 body.bytes.clone(),
                 started,
                 self.sender.user_agent(),
                 &trace,
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                // Not the endpoint's fault: the operator's keys (removed too early?) or the row.
+                tracing::error!(webhook_id = %job.webhook.id, error = %e, "cannot sign the delivery");
+                e.to_string()
+            })
         });
         let attempted = match prepared {
             Ok(request) => {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hookline_domain::{
     sign::{fdx_signature, standard_webhooks_header},
-    SecretError, WebhookSecret,
+    Keyring, OpenError,
 };
 use hookline_store::deliveries::Job;
 use hookline_telemetry::trace::TraceContext;
@@ -22,14 +22,18 @@ pub struct SignedRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    /// The stored secret no longer parses (never expected: the API parses it before storing).
-    #[error("the webhook's stored secret is invalid: {0}")]
-    Secret(#[from] SecretError),
+    /// The stored secret does not open: its key is not in `secrets.keys` (removed before
+    /// `secrets rotate-key` moved the row off it), or the row was altered. Never expected to be
+    /// invalid otherwise: the API parses a secret before storing it.
+    #[error("the webhook's stored secret: {0}")]
+    Secret(#[from] OpenError),
 }
 
 impl SignedRequest {
     /// Builds the request for `job` at `now` (the `webhook-timestamp`), with `body`, the
-    /// event's envelope (built once per event: it is the same for every webhook).
+    /// event's envelope (built once per event: it is the same for every webhook). The
+    /// webhook's secrets are opened with `keyring` here, just before signing, and dropped with
+    /// the request's preparation.
     ///
     /// The previous secret signs beside the current one while its grace period lasts
     /// (`previous_secret_expires_at > now`), after it in `webhook-signature`, as the Standard
@@ -40,6 +44,7 @@ impl SignedRequest {
     /// attempt as parent) and `tracestate` when there is one.
     pub fn prepare(
         job: &Job,
+        keyring: &Keyring,
         body: Bytes,
         now: DateTime<Utc>,
         user_agent: &str,
@@ -47,9 +52,9 @@ impl SignedRequest {
     ) -> Result<SignedRequest, PrepareError> {
         let event = &job.event;
         let webhook = &job.webhook;
-        let current = WebhookSecret::parse(&webhook.secret)?;
+        let current = webhook.secret.open(keyring, webhook.id)?;
         let previous = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
-            (Some(secret), Some(until)) if until > now => Some(WebhookSecret::parse(secret)?),
+            (Some(secret), Some(until)) if until > now => Some(secret.open(keyring, webhook.id)?),
             _ => None,
         };
         let mut secrets = vec![&current];
@@ -94,9 +99,10 @@ impl SignedRequest {
 mod tests {
     use chrono::Duration;
     use hookline_domain::envelope_json;
+    use hookline_domain::{sign, WebhookSecret};
     use hookline_store::{
         deliveries::{EventMeta, PENDING},
-        models::{Delivery, Webhook},
+        models::{Delivery, StoredSecret, Webhook},
     };
     use serde_json::value::RawValue;
     use uuid::Uuid;
@@ -104,6 +110,14 @@ mod tests {
     use super::*;
 
     fn job(previous: Option<(&str, DateTime<Utc>)>) -> Job {
+        job_sealed_by(&Keyring::dev(), previous)
+    }
+
+    fn seal(keyring: &Keyring, id: Uuid, secret: &str) -> StoredSecret {
+        StoredSecret::seal(keyring, id, &WebhookSecret::parse(secret).expect("valid"))
+    }
+
+    fn job_sealed_by(keyring: &Keyring, previous: Option<(&str, DateTime<Utc>)>) -> Job {
         let now = Utc::now();
         let (webhook_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
         Job {
@@ -135,8 +149,8 @@ mod tests {
                 endpoint: "https://example.com/hook".into(),
                 event_types: vec!["RECEIPTS".into()],
                 enabled: true,
-                secret: "top_secret_new".into(),
-                previous_secret: previous.map(|(s, _)| s.to_owned()),
+                secret: seal(keyring, webhook_id, "top_secret_new"),
+                previous_secret: previous.map(|(s, _)| seal(keyring, webhook_id, s)),
                 previous_secret_expires_at: previous.map(|(_, t)| t),
                 created: now,
                 updated: now,
@@ -188,8 +202,15 @@ mod tests {
     fn carries_the_contract_headers_and_body() {
         let now = Utc::now();
         let job = job(None);
-        let r = SignedRequest::prepare(&job, body(&job), now, "Hookline-Test", &trace(None))
-            .expect("prepare");
+        let r = SignedRequest::prepare(
+            &job,
+            &Keyring::dev(),
+            body(&job),
+            now,
+            "Hookline-Test",
+            &trace(None),
+        )
+        .expect("prepare");
         let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(body["data"]["orderId"], "42");
         assert_eq!(body["brandId"], "acme");
@@ -208,8 +229,15 @@ mod tests {
     #[test]
     fn a_tracestate_is_passed_on() {
         let job = job(None);
-        let r = SignedRequest::prepare(&job, body(&job), Utc::now(), "ua", &trace(Some("v=1")))
-            .expect("prepare");
+        let r = SignedRequest::prepare(
+            &job,
+            &Keyring::dev(),
+            body(&job),
+            Utc::now(),
+            "ua",
+            &trace(Some("v=1")),
+        )
+        .expect("prepare");
         assert_eq!(header(&r, "tracestate"), "v=1");
     }
 
@@ -217,13 +245,86 @@ mod tests {
     fn the_previous_secret_signs_only_during_its_grace_period() {
         let now = Utc::now();
         let during = job(Some(("top_secret_old", now + Duration::hours(1))));
-        let r = SignedRequest::prepare(&during, body(&during), now, "ua", &trace(None))
-            .expect("prepare");
+        let r = SignedRequest::prepare(
+            &during,
+            &Keyring::dev(),
+            body(&during),
+            now,
+            "ua",
+            &trace(None),
+        )
+        .expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 2);
 
         let after = job(Some(("top_secret_old", now - Duration::seconds(1))));
-        let r =
-            SignedRequest::prepare(&after, body(&after), now, "ua", &trace(None)).expect("prepare");
+        let r = SignedRequest::prepare(
+            &after,
+            &Keyring::dev(),
+            body(&after),
+            now,
+            "ua",
+            &trace(None),
+        )
+        .expect("prepare");
         assert_eq!(header(&r, "webhook-signature").split(' ').count(), 1);
+    }
+
+    fn ring(active: &str, keys: &[(&str, u8)]) -> Keyring {
+        use base64::Engine as _;
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(id, b)| {
+                format!(
+                    "{id}:{}",
+                    base64::engine::general_purpose::STANDARD.encode([*b; 32])
+                )
+            })
+            .collect();
+        Keyring::parse(active, &keys.join(",")).expect("ring")
+    }
+
+    #[test]
+    fn sealed_secrets_sign_exactly_as_the_plain_secret_would() {
+        let now = Utc::now();
+        let old_key = ring("k1", &[("k1", 1)]);
+        let job = job_sealed_by(&old_key, Some(("top_secret_old", now + Duration::hours(1))));
+        // After a key rotation the old key still opens what it sealed.
+        let rotated = ring("k2", &[("k2", 2), ("k1", 1)]);
+        for keyring in [&old_key, &rotated] {
+            let r = SignedRequest::prepare(&job, keyring, body(&job), now, "ua", &trace(None))
+                .expect("prepare");
+            let current = WebhookSecret::parse("top_secret_new").expect("valid");
+            let previous = WebhookSecret::parse("top_secret_old").expect("valid");
+            assert_eq!(
+                header(&r, "x-fdx-sc-signature"),
+                sign::fdx_signature(&current, &r.body)
+            );
+            assert_eq!(
+                header(&r, "webhook-signature"),
+                sign::standard_webhooks_header(
+                    &[&current, &previous],
+                    &job.event.id.to_string(),
+                    now.timestamp(),
+                    &r.body
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_under_a_missing_key_is_a_clear_error() {
+        let now = Utc::now();
+        let job = job_sealed_by(&ring("k1", &[("k1", 1)]), None);
+        let err = SignedRequest::prepare(
+            &job,
+            &ring("k2", &[("k2", 2)]),
+            body(&job),
+            now,
+            "ua",
+            &trace(None),
+        )
+        .expect_err("k1 is missing");
+        assert!(matches!(&err, PrepareError::Secret(OpenError::UnknownKey(k)) if k == "k1"));
+        assert!(err.to_string().contains("`k1`"), "{err}");
     }
 }

@@ -55,7 +55,7 @@ async fn an_event_reaches_every_matching_webhook_signed_and_no_other() {
             &mut conn,
             BRAND,
             group_hook.id,
-            new_secret.expose(),
+            &hookline_store::testing::sealed(group_hook.id, new_secret.expose()),
             Utc::now() + chrono::Duration::hours(1),
         )
         .await
@@ -284,6 +284,7 @@ fn hourly_handler_on(env: &TestEnv, pool: hookline_store::Pool) -> Handler {
     Handler::new(
         pool,
         Sender::new(&settings.delivery, &settings.retention).expect("client"),
+        std::sync::Arc::new(settings.secrets.keyring().expect("keys")),
         RetrySchedule::parse("1h", 0.0, Duration::from_secs(3600)).expect("schedule"),
         Budgets::new(4, 8, Duration::from_millis(250), Duration::from_secs(5)),
         Bodies::new(1 << 20),

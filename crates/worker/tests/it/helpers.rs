@@ -133,16 +133,17 @@ impl TestEnv {
         secret: &str,
     ) -> Webhook {
         let event_types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        let id = Uuid::now_v7();
         let mut conn = self.pool.get().await.expect("connection");
         webhooks::create(
             &mut conn,
             &NewWebhook {
-                id: Uuid::now_v7(),
+                id,
                 brand_id: brand,
                 endpoint,
                 event_types: &event_types,
                 enabled: true,
-                secret,
+                secret: hookline_store::testing::sealed(id, secret),
             },
         )
         .await

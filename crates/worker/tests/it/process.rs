@@ -139,3 +139,52 @@ async fn readyz_needs_the_database_and_a_consumer_on_the_queue() {
         .expect("stops")
         .expect("task");
 }
+
+/// The worker opens webhook secrets to sign, so it needs the encryption key as much as the API:
+/// the binary refuses the built-in dev key in production, and beyond loopback in any `env`,
+/// naming what to set, before it touches anything.
+#[tokio::test]
+async fn the_binary_refuses_the_dev_secrets_key_in_production_and_beyond_loopback() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-worker"));
+        command
+            .env("HOOKLINE__LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start hookline-worker");
+        async move {
+            let output = tokio::task::spawn_blocking(move || child.wait_with_output());
+            let output = tokio::time::timeout(WAIT, output)
+                .await
+                .expect("the worker exited at once")
+                .expect("join")
+                .expect("output");
+            assert!(!output.status.success(), "the worker started");
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        }
+    };
+    let stderr = run(&[
+        ("HOOKLINE__ENV", "production"),
+        (
+            "HOOKLINE__AUTH__HS256_SECRET",
+            "k9Vq2xLr8ZpT4wYb6NcH1sJd3FgA7eMu-a-real-token-secret",
+        ),
+        ("HOOKLINE__AUTH__ISSUER", "https://auth.example.com/"),
+        ("HOOKLINE__AUTH__AUDIENCE", "hookline"),
+        ("HOOKLINE__WORKER__HTTP_BIND", "127.0.0.1:0"),
+    ])
+    .await;
+    assert!(
+        stderr.contains("secrets.keys") && stderr.contains("HOOKLINE__SECRETS__KEYS"),
+        "{stderr}"
+    );
+    let stderr = run(&[("HOOKLINE__WORKER__HTTP_BIND", "0.0.0.0:0")]).await;
+    assert!(
+        stderr.contains("secrets.keys") && stderr.contains("worker.http_bind (0.0.0.0:0)"),
+        "{stderr}"
+    );
+}
