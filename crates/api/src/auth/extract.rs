@@ -141,46 +141,38 @@ fn state_of(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal("AppState missing"))
 }
 
-/// A caller allowed to publish to the brand of the path (`{brandId}`), within that brand's
-/// rate limit. Everything is decided from the request line and headers: put it before the
-/// body's extractor and an unauthenticated, unauthorised or rate-limited request is refused
-/// before a byte of its body is read (actix polls a handler's extractors in order, and this
-/// one is ready at once).
+/// A caller admitted to the brand of the path (`{brandId}`) with the scope `SCOPE` names
+/// ([`Publisher`], [`Manager`]), within that brand's rate limit. Everything is decided from the
+/// request line and headers: put it before the body's extractor and an unauthenticated,
+/// unauthorised or rate-limited request is refused before a byte of its body is read (actix
+/// polls a handler's extractors in order, and this one is ready at once).
 #[derive(Debug, Clone)]
-pub struct Publisher {
+pub struct Admitted<const SCOPE: u8> {
     pub principal: Principal,
     pub brand: BrandId,
 }
 
-impl FromRequest for Publisher {
+const PUBLISH: u8 = 0;
+const WEBHOOKS: u8 = 1;
+
+/// May publish events to the path's brand.
+pub type Publisher = Admitted<PUBLISH>;
+/// May manage the path's brand's webhooks (and its recoveries and event logs).
+pub type Manager = Admitted<WEBHOOKS>;
+
+impl<const SCOPE: u8> FromRequest for Admitted<SCOPE> {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let scope = if SCOPE == PUBLISH {
+            super::SCOPE_PUBLISH
+        } else {
+            super::SCOPE_WEBHOOKS
+        };
         ready(
-            admit_path(req, super::SCOPE_PUBLISH)
-                .map(|(principal, brand)| Publisher { principal, brand })
-                .map_err(|e| e.on(Surface::of(req))),
-        )
-    }
-}
-
-/// A caller allowed to manage the webhooks of the path's brand (`{brandId}`), within its rate
-/// limit; decided before the body is read, like [`Publisher`].
-#[derive(Debug, Clone)]
-pub struct Manager {
-    pub principal: Principal,
-    pub brand: BrandId,
-}
-
-impl FromRequest for Manager {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            admit_path(req, super::SCOPE_WEBHOOKS)
-                .map(|(principal, brand)| Manager { principal, brand })
+            admit_path(req, scope)
+                .map(|(principal, brand)| Admitted { principal, brand })
                 .map_err(|e| e.on(Surface::of(req))),
         )
     }

@@ -18,7 +18,7 @@
 mod extract;
 mod mint;
 
-pub use extract::{FdxManager, Manager, Principal, Publisher};
+pub use extract::{Admitted, FdxManager, Manager, Principal, Publisher};
 pub use mint::mint_hs256;
 
 use hookline_config::{AuthSettings, ExposeSecret};
