@@ -1,5 +1,5 @@
--- Hookline's initial schema. See DESIGN.md "Data": Postgres is the source of truth for what is
--- owed; RabbitMQ only carries (webhook_id, event_id) pointers into `deliveries`.
+-- Hookline's initial schema. See docs/architecture.md "Data": Postgres is the source of truth
+-- for what is owed; RabbitMQ only carries (webhook_id, event_id) pointers into `deliveries`.
 
 CREATE TABLE webhooks (
     id uuid PRIMARY KEY,

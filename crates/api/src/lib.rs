@@ -1,7 +1,7 @@
 //! `hookline-api`: the HTTP face of Hookline.
 //!
-//! An actix-web server with both API surfaces of DESIGN.md — the flexEngage webhook routes
-//! (`/v1/{brandId}/webhooks…`) and the FDX routes (`/v1/services/webhook…`) — bearer-token
+//! An actix-web server with both API surfaces (`docs/architecture.md`) — the flexEngage
+//! webhook routes (`/v1/{brandId}/webhooks…`) and the FDX routes (`/v1/services/webhook…`) — bearer-token
 //! auth, per-brand rate limits, health checks, and migrations at start. `main.rs` only parses
 //! the command line and calls [`cli::run`]; tests build [`startup::Application`] directly.
 //!

@@ -1,8 +1,8 @@
 //! Typed settings shared by `hookline-api` and `hookline-worker`.
 //!
 //! Both processes read the same keys (an operator writes one ConfigMap for both), so the
-//! structs live in one small crate rather than in either binary. Loading is layered as
-//! DESIGN.md says: built-in defaults (the `Default` impls below), then an optional file
+//! structs live in one small crate rather than in either binary. Loading is layered (README
+//! "Configuration"): built-in defaults (the `Default` impls below), then an optional file
 //! (`--config PATH` or `HOOKLINE_CONFIG`), then environment variables
 //! `HOOKLINE__SECTION__KEY`. [`Settings::validate`] runs right after loading and names the key
 //! that is wrong.

@@ -1,7 +1,7 @@
 //! Event types: the dotted tree of known events, subscriptions to its nodes, and matching.
 //!
 //! The leaves are the `Events` enum of the flexEngage spec
-//! (`shared/spec/flexengage-webhooks.yaml`, `components/schemas/Events`) plus
+//! (its `components/schemas/Events`, kept in `openapi/hookline.yaml`) plus
 //! `ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED`, which the FDX spec's `Order_PartiallyShipped`
 //! needs a leaf for. The group nodes are every proper dotted prefix of a leaf, so the tree is
 //! `ORDER_EVENTS` › `ORDER_EVENTS.OMS` › `ORDER_EVENTS.OMS.ORDER_SHIPPED`, and so on.

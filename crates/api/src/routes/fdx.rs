@@ -1,4 +1,4 @@
-//! FDX routes (`shared/spec/fdx-create-webhook.txt`): `POST /v1/services/webhook` as the spec
+//! FDX routes (the FDX Create Webhook specification): `POST /v1/services/webhook` as the spec
 //! describes it, and what a user of that API expects beside it — list, get, delete and
 //! `PUT …/{webhookId}/status` — over the same store as the flexEngage routes.
 //!

@@ -1,4 +1,5 @@
-//! flexEngage webhook routes (`shared/spec/flexengage-webhooks.yaml`, `/v1/{brandId}/webhooks`).
+//! flexEngage webhook routes (flexEngage Webhooks API 0.0.1, as `openapi/hookline.yaml`
+//! describes it: `/v1/{brandId}/webhooks`).
 
 use std::collections::BTreeMap;
 

@@ -76,9 +76,10 @@ pub enum TransportError {
 
 impl Sender {
     /// Timeouts from `delivery.connect_timeout` / `request_timeout` (the total, body included);
-    /// redirects are not followed (DESIGN: a 3xx is a failure, and following one could lead
-    /// past the SSRF guard's first check); no proxy from the environment, because a proxy
-    /// would resolve the endpoint itself, out of the guard's sight.
+    /// redirects are not followed (the delivery contract, `docs/architecture.md`: a 3xx is a
+    /// failure, and following one could lead past the SSRF guard's first check); no proxy from
+    /// the environment, because a proxy would resolve the endpoint itself, out of the guard's
+    /// sight.
     /// What an attempt keeps of the answer is bounded by `retention`'s `attempt_response_bytes`
     /// and `attempt_header_bytes`.
     pub fn new(
