@@ -210,3 +210,61 @@ async fn the_server_refuses_the_dev_key_in_production_and_beyond_loopback() {
         "{stderr}"
     );
 }
+
+/// The production rules for the token secret and targets, as an operator meets them: the real
+/// binary refuses to start, and says which key to set.
+#[tokio::test]
+async fn production_refuses_weak_token_secrets_and_private_targets_naming_the_key() {
+    let db = TestDatabase::create().await;
+    let url = test_settings(&db).database.url;
+    let db_url = hookline_config::ExposeSecret::expose_secret(&url).to_owned();
+    let keys = key("k1", 7);
+    let good = "k9Vq2xLr8ZpT4wYb6NcH1sJd3FgA7eMu-a-real-token-secret";
+    let base = [
+        ("HOOKLINE__ENV", "production"),
+        ("HOOKLINE__SECRETS__KEYS", keys.as_str()),
+        ("HOOKLINE__SECRETS__ACTIVE_KEY", "k1"),
+        ("HOOKLINE__AUTH__ISSUER", "https://auth.example.com/"),
+        ("HOOKLINE__AUTH__AUDIENCE", "hookline"),
+        ("HOOKLINE__HTTP__BIND", "127.0.0.1:0"),
+    ];
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        // Unset: the built-in dev secret.
+        (&[], "auth.hs256_secret"),
+        (
+            &[("HOOKLINE__AUTH__HS256_SECRET", "short")],
+            "auth.hs256_secret",
+        ),
+        (
+            &[(
+                "HOOKLINE__AUTH__HS256_SECRET",
+                "CHANGE_ME-to-a-long-random-secret-of-32-bytes-or-more",
+            )],
+            "auth.hs256_secret",
+        ),
+        (
+            &[
+                ("HOOKLINE__AUTH__HS256_SECRET", good),
+                ("HOOKLINE__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
+            ],
+            "delivery.allow_private_targets",
+        ),
+        (
+            &[
+                ("HOOKLINE__AUTH__HS256_SECRET", good),
+                ("HOOKLINE__AUTH__ISSUER", ""),
+            ],
+            "auth.issuer",
+        ),
+    ];
+    for (extra, key_named) in cases {
+        let env: Vec<(&str, &str)> = base.iter().chain(extra.iter()).copied().collect();
+        let out = run_api(&db_url, &["serve"], &env).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with {extra:?}");
+        assert!(
+            stderr.contains(key_named),
+            "{extra:?} should name {key_named}: {stderr}"
+        );
+    }
+}
