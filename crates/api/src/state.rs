@@ -4,7 +4,10 @@ use std::{
     collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -38,10 +41,16 @@ struct FailedAuthLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// IPs refused until the instant given.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `blocked` may hold anything: every authenticated request asks, and while no IP
+    /// is blocked (nearly always) the answer costs an atomic load, not a lock.
+    any_blocked: AtomicBool,
 }
 
 impl FailedAuthLimiter {
     fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        if !self.any_blocked.load(Ordering::Relaxed) {
+            return None;
+        }
         let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         let until = blocked.get(&ip)?;
         until.checked_duration_since(Instant::now())
@@ -53,6 +62,7 @@ impl FailedAuthLimiter {
         let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         blocked.insert(ip, Instant::now() + wait);
+        self.any_blocked.store(true, Ordering::Relaxed);
         Some(wait)
     }
 
@@ -62,6 +72,8 @@ impl FailedAuthLimiter {
         let now = Instant::now();
         let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
         blocked.retain(|_, until| *until > now);
+        self.any_blocked
+            .store(!blocked.is_empty(), Ordering::Relaxed);
     }
 }
 
@@ -99,6 +111,7 @@ impl AppState {
             FailedAuthLimiter {
                 limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
                 blocked: Mutex::new(HashMap::new()),
+                any_blocked: AtomicBool::new(false),
             }
         });
         let url_policy = UrlPolicy {
