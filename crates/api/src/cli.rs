@@ -1,4 +1,5 @@
-//! The `hookline-api` command line: `serve` (default), `migrate`, `token`, `secrets`.
+//! The `hookline-api` command line: `serve` (default), `migrate`, `token`, `secrets`,
+//! `portal-link`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -45,6 +46,15 @@ pub enum Command {
         #[arg(long)]
         subject: Option<String>,
     },
+    /// Print a one-time sign-in link to the brand portal (`/portal/`) for one brand.
+    PortalLink {
+        /// The brand the link signs in as.
+        #[arg(long)]
+        brand: String,
+        /// How long the link stays usable (once), e.g. `15m`; `portal.link_ttl` by default.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+    },
     /// Webhook secrets at rest (`[secrets]`).
     Secrets {
         #[command(subcommand)]
@@ -87,6 +97,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _telemetry = telemetry::init(&settings.log, telemetry::SERVICE);
             crate::secrets::rotate_key(&settings, batch).await?;
         }
+        Command::PortalLink { brand, ttl } => {
+            anyhow::ensure!(
+                settings.portal.enabled,
+                "portal.enabled is false: this server does not serve the portal"
+            );
+            let pool = startup::build_pool(&settings)?;
+            let mut conn = pool.get().await?;
+            let link = crate::portal::session::store_link(&mut conn, &settings.portal, &brand, ttl)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", portal_link_error(&e)))?;
+            println!("{}{}", portal_base(&settings), link.path);
+            eprintln!(
+                "valid once, until {} (UTC)",
+                link.expires.format("%Y-%m-%d %H:%M:%S")
+            );
+        }
         Command::Token {
             brands,
             scopes,
@@ -118,6 +144,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the printed link points: `http.public_url`, else the bind address over http.
+fn portal_base(settings: &Settings) -> String {
+    let public = settings.http.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        return public.to_owned();
+    }
+    let bind = settings.http.bind.replace("0.0.0.0", "127.0.0.1");
+    format!("http://{bind}")
+}
+
+fn portal_link_error(e: &crate::error::ApiError) -> String {
+    match e.validations().iter().next() {
+        Some((field, message)) => format!("{field}: {message}"),
+        None => e.to_string(),
+    }
 }
 
 /// The scopes of a minted token: managing webhooks, plus each `--scope` (`publish` and `manage`

@@ -131,6 +131,16 @@ impl ApiError {
         err
     }
 
+    /// The first problem's description (what the portal shows).
+    pub fn description(&self) -> &str {
+        self.problems.first().map_or("", |p| p.description.as_str())
+    }
+
+    /// Seconds a client should wait before trying again, when the error says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The per-field problems (field → message).
     pub fn validations(&self) -> &BTreeMap<String, String> {
         &self.validations

@@ -6,7 +6,7 @@
 //! the command line and calls [`cli::run`]; tests build [`startup::Application`] directly.
 //!
 //! Layout:
-//! - `cli.rs`: `serve`, `migrate`, `token`.
+//! - `cli.rs`: `serve`, `migrate`, `token`, `secrets`, `portal-link`.
 //! - `startup.rs`: building the server from settings; database preparation.
 //! - `state.rs`: what handlers share (pool, authenticator, rate limiter, settings).
 //! - `dispatch.rs`: publishing delivery messages after the commit, off the request path.
@@ -15,6 +15,7 @@
 //! - `error.rs`: the one error type and its flexEngage and FDX renderings.
 //! - `manage.rs`: webhook operations both surfaces share.
 //! - `routes/`: one file per resource.
+//! - `portal/`: the brand portal, server-rendered pages under `/portal/`.
 //! - `telemetry.rs`: logging.
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod dispatch;
 pub mod error;
 pub mod ingest;
 pub mod manage;
+pub mod portal;
 pub mod routes;
 pub mod secrets;
 pub mod startup;

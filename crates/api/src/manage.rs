@@ -105,3 +105,86 @@ pub async fn rotate(
         webhooks::rotate_secret(&mut conn, brand, id, &sealed, Utc::now() + grace).await?;
     Ok(rotated.map(|w| (w, secret)))
 }
+
+/// The type of test events (`WEBHOOK_EVENTS.PING`).
+pub const PING: &str = "WEBHOOK_EVENTS.PING";
+
+/// A test event that was sent.
+#[derive(Debug)]
+pub struct TestSent {
+    pub event_id: Uuid,
+    /// PENDING (on its way), PARKED (the endpoint is degraded) or SKIPPED (disabled).
+    pub status: hookline_domain::DeliveryStatus,
+}
+
+/// Sends a test event (`WEBHOOK_EVENTS.PING`) to webhook `id` of `brand` only, whatever it
+/// subscribes to: stored and delivered like any event (the API's `POST …/test` and the
+/// portal). `None` when the brand has no such webhook.
+pub async fn send_test(
+    state: &AppState,
+    brand: &str,
+    id: Uuid,
+    message: &str,
+) -> Result<Option<TestSent>, ApiError> {
+    let event_id = Uuid::now_v7();
+    let payload = serde_json::json!({ "webhookId": id, "message": message });
+    let lease = state.settings.worker.lease;
+    let mut conn = state.conn().await?;
+    let Some(status) =
+        hookline_store::events::ping(&mut conn, brand, id, event_id, PING, &payload, lease).await?
+    else {
+        return Ok(None);
+    };
+    drop(conn);
+    if status == hookline_domain::DeliveryStatus::Pending {
+        state.dispatcher.send([hookline_domain::DeliveryMessage {
+            webhook_id: id,
+            event_id,
+        }]);
+    }
+    tracing::info!(webhook_id = %id, %event_id, status = status.as_str(), "test event sent");
+    Ok(Some(TestSent { event_id, status }))
+}
+
+/// Why one more attempt of a delivery could not be asked for.
+#[derive(Debug)]
+pub enum RetryRefused {
+    /// The webhook is disabled: nothing is sent to it.
+    Disabled,
+    /// The event's payload was erased.
+    Erased(chrono::DateTime<Utc>),
+    NotFound,
+    /// An attempt is being made right now.
+    InFlight,
+}
+
+/// Asks for one more attempt of event `event_id` to `webhook` now, even after FAILURE (the
+/// API's `POST …/retry` and the portal's "Retry").
+pub async fn retry(
+    state: &AppState,
+    webhook: &Webhook,
+    event_id: Uuid,
+) -> Result<Result<(), RetryRefused>, ApiError> {
+    use hookline_store::deliveries::{self, RetryRequested};
+    if !webhook.enabled {
+        return Ok(Err(RetryRefused::Disabled));
+    }
+    let lease = state.settings.worker.lease;
+    let mut conn = state.conn().await?;
+    if let Some(Some(erased)) =
+        hookline_store::retention::erased_at(&mut conn, &webhook.brand_id, event_id).await?
+    {
+        return Ok(Err(RetryRefused::Erased(erased)));
+    }
+    match deliveries::request_retry(&mut conn, webhook.id, event_id, lease).await? {
+        RetryRequested::Queued(_) => {}
+        RetryRequested::NotFound => return Ok(Err(RetryRefused::NotFound)),
+        RetryRequested::InFlight => return Ok(Err(RetryRefused::InFlight)),
+    }
+    drop(conn);
+    state.dispatcher.send([hookline_domain::DeliveryMessage {
+        webhook_id: webhook.id,
+        event_id,
+    }]);
+    Ok(Ok(()))
+}

@@ -141,6 +141,7 @@ impl Application {
         let json_limit = settings.http.max_json_bytes;
         let event_limit = settings.http.max_event_bytes;
         let batch_limit = settings.http.max_batch_bytes;
+        let portal = settings.portal.enabled;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -150,6 +151,11 @@ impl Application {
                 .app_data(payload_config(json_limit))
                 .app_data(query_config())
                 .configure(|cfg| routes::configure(cfg, event_limit, batch_limit))
+                .configure(|cfg| {
+                    if portal {
+                        crate::portal::configure(cfg);
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?

@@ -57,6 +57,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub retention: RetentionSettings,
     pub recovery: RecoverySettings,
+    pub portal: PortalSettings,
     pub log: LogSettings,
 }
 
@@ -77,6 +78,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             retention: RetentionSettings::default(),
             recovery: RecoverySettings::default(),
+            portal: PortalSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -508,6 +510,38 @@ impl RecoverySettings {
     }
 }
 
+/// The brand portal (`/portal/`): its sign-in links and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    /// Whether `hookline-api` serves the portal at all.
+    pub enabled: bool,
+    /// How long a sign-in link stays usable when none is asked for (it works once).
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+    /// The longest lifetime a link may be given (`--ttl`, `"ttl"`).
+    #[serde(with = "humantime_serde")]
+    pub max_link_ttl: Duration,
+    /// How long a session lasts after sign-in, whatever it does meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// A session unused for this long ends early.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            link_ttl: Duration::from_secs(15 * 60),
+            max_link_ttl: Duration::from_secs(24 * 3600),
+            session_ttl: Duration::from_secs(12 * 3600),
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -628,6 +662,19 @@ impl Settings {
         }
         if self.admin.gauge_refresh.is_zero() {
             return invalid("admin.gauge_refresh", "must be more than 0");
+        }
+        let portal = &self.portal;
+        if portal.link_ttl.is_zero() || portal.link_ttl > portal.max_link_ttl {
+            return invalid(
+                "portal.link_ttl",
+                "must be more than 0 and at most portal.max_link_ttl",
+            );
+        }
+        if portal.idle_timeout.is_zero() || portal.idle_timeout > portal.session_ttl {
+            return invalid(
+                "portal.idle_timeout",
+                "must be more than 0 and at most portal.session_ttl",
+            );
         }
         if self.env == "production" && self.uses_dev_secret() {
             return invalid(

@@ -58,6 +58,9 @@ const LEAVES: &[&str] = &[
     "WEBHOOK_EVENTS.DISABLED",
     "WEBHOOK_EVENTS.RECOVERED",
     "WEBHOOK_EVENTS.DELIVERY_EXHAUSTED",
+    // A test event a brand sends to one webhook (the portal's "Send a test event", or
+    // `POST …/webhooks/{id}/test`): delivered to that webhook only, whatever it subscribes to.
+    "WEBHOOK_EVENTS.PING",
 ];
 
 /// Every group node: each proper dotted prefix of a leaf (a test keeps this in sync).
@@ -338,9 +341,9 @@ mod tests {
 
     #[test]
     fn every_flexengage_leaf_and_the_partially_shipped_addition_is_known() {
-        assert_eq!(EventType::all().count(), 33);
+        assert_eq!(EventType::all().count(), 34);
         let operational: Vec<_> = EventType::all().filter(EventType::is_operational).collect();
-        assert_eq!(operational.len(), 4, "the WEBHOOK_EVENTS leaves");
+        assert_eq!(operational.len(), 5, "the WEBHOOK_EVENTS leaves");
         assert!(!ev("RECEIPTS").is_operational());
         assert_eq!(
             ev("ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED").as_str(),

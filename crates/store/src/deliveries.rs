@@ -493,15 +493,24 @@ pub async fn count_due(conn: &mut AsyncPgConnection) -> Result<i64, StoreError> 
         .await?)
 }
 
-/// One page of a webhook's event log, newest first: events with `id < before` (the cursor),
-/// created in `[start, end)` when given.
+/// What a page of a webhook's event log holds: events created in `[start, end)`, with
+/// `id < before` (the cursor), whose delivery has one of `statuses` and whose type is one of
+/// `event_types` (leaves; the caller expands a group), each filter only when given.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogFilter<'a> {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub before: Option<Uuid>,
+    pub statuses: &'a [DeliveryStatus],
+    pub event_types: &'a [String],
+}
+
+/// One page of a webhook's event log, newest first, at most `size` rows.
 pub async fn list_for_webhook(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
+    filter: &LogFilter<'_>,
     size: i64,
-    start: Option<DateTime<Utc>>,
-    end: Option<DateTime<Utc>>,
-    before: Option<Uuid>,
 ) -> Result<Vec<(Delivery, Event)>, StoreError> {
     let mut query = deliveries::table
         .inner_join(events::table)
@@ -510,14 +519,21 @@ pub async fn list_for_webhook(
         .order(deliveries::event_id.desc())
         .limit(size)
         .into_boxed();
-    if let Some(start) = start {
+    if let Some(start) = filter.start {
         query = query.filter(events::created.ge(start));
     }
-    if let Some(end) = end {
+    if let Some(end) = filter.end {
         query = query.filter(events::created.lt(end));
     }
-    if let Some(before) = before {
+    if let Some(before) = filter.before {
         query = query.filter(deliveries::event_id.lt(before));
+    }
+    if !filter.statuses.is_empty() {
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        query = query.filter(deliveries::status.eq_any(statuses));
+    }
+    if !filter.event_types.is_empty() {
+        query = query.filter(events::event_type.eq_any(filter.event_types));
     }
     Ok(query.load(conn).await?)
 }

@@ -319,3 +319,56 @@ pub async fn by_idempotency_keys(
         .load(conn)
         .await?)
 }
+
+#[derive(QueryableByName)]
+struct PingRow {
+    #[diesel(sql_type = Text)]
+    status: String,
+}
+
+/// Stores a test event (`WEBHOOK_EVENTS.PING`) of `brand` owed to webhook `webhook_id` alone,
+/// whatever it subscribes to: the delivery is what any event's would be (due now and leased for
+/// `lease` for the caller to publish while the endpoint is healthy, parked while it is
+/// degraded, skipped while the webhook is disabled). `None` when the brand has no such webhook.
+pub async fn ping(
+    conn: &mut AsyncPgConnection,
+    brand: &str,
+    webhook_id: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    payload: &serde_json::Value,
+    lease: Duration,
+) -> Result<Option<DeliveryStatus>, StoreError> {
+    let rows: Vec<PingRow> = prepared::statement(
+        "WITH w AS ( \
+             SELECT id, health FROM webhooks WHERE id = $1 AND brand_id = $2 \
+         ), ev AS ( \
+             INSERT INTO events (id, brand_id, event_type, payload) \
+             SELECT $3, $2, $4, $5 FROM w \
+             RETURNING id \
+         ) \
+         INSERT INTO deliveries (webhook_id, event_id, status, status_reason, next_attempt_at, \
+             leased_until) \
+         SELECT w.id, ev.id, \
+             CASE w.health WHEN 'healthy' THEN 'PENDING' WHEN 'degraded' THEN 'PARKED' \
+                 ELSE 'SKIPPED' END, \
+             CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
+                 ELSE 'webhook_disabled' END, \
+             CASE WHEN w.health = 'healthy' THEN now() + $6 * interval '1 millisecond' END, \
+             CASE WHEN w.health = 'healthy' THEN now() + $6 * interval '1 millisecond' END \
+         FROM w, ev \
+         RETURNING status",
+    )
+    .bind::<SqlUuid, _>(webhook_id)
+    .bind::<Text, _>(brand.to_owned())
+    .bind::<SqlUuid, _>(event_id)
+    .bind::<Text, _>(event_type.to_owned())
+    .bind::<Jsonb, _>(payload.clone())
+    .bind::<BigInt, _>(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|r| r.status.parse().unwrap_or(DeliveryStatus::Pending)))
+}

@@ -10,11 +10,13 @@ pub mod health;
 pub mod migrate;
 pub mod models;
 pub mod pool;
+pub mod portal;
 mod prepared;
 pub mod recoveries;
 pub mod retention;
 pub mod schema;
 pub mod secrets;
+pub mod stats;
 pub mod webhooks;
 pub mod worker_queries;
 

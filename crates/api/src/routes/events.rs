@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use hookline_domain::{DeliveryMessage, ErrorCode, EventType, OPERATIONAL_GROUP};
 use hookline_store::{
-    deliveries::{self, RetryRequested},
+    deliveries,
     events::{self, Ingested},
     models::{Attempt, Delivery, Event, NewEvent},
     retention,
@@ -32,6 +32,7 @@ use crate::{
     auth::{Principal, Publisher, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
     error::ApiError,
     ingest::PendingEvent,
+    manage::RetryRefused,
     state::AppState,
 };
 
@@ -649,10 +650,13 @@ pub async fn list(
     let mut rows = deliveries::list_for_webhook(
         &mut conn,
         webhook.id,
+        &deliveries::LogFilter {
+            start: page.start,
+            end: page.end,
+            before: page.start_id,
+            ..Default::default()
+        },
         page.size + 1,
-        page.start,
-        page.end,
-        page.start_id,
     )
     .await?;
     let more = rows.len() as i64 > page.size;
@@ -704,21 +708,17 @@ pub async fn retry(
     let (brand, raw_id, raw_event) = path.into_inner();
     let webhook = webhook_of(&state, &principal, &brand, &raw_id).await?;
     let event_id = parse_event_id(&raw_event)?;
-    if !webhook.enabled {
-        return Err(ApiError::new(
-            ErrorCode::Whk0008,
-            ErrorCode::Whk0008.describe(Some(&webhook.id.to_string())),
-        ));
-    }
-    let lease = state.settings.worker.lease;
-    let mut conn = state.conn().await?;
-    if let Some(Some(erased)) = retention::erased_at(&mut conn, &brand, event_id).await? {
-        return Err(erased_conflict(event_id, erased));
-    }
-    match deliveries::request_retry(&mut conn, webhook.id, event_id, lease).await? {
-        RetryRequested::Queued(_) => {}
-        RetryRequested::NotFound => return Err(event_not_found(&raw_event)),
-        RetryRequested::InFlight => {
+    match crate::manage::retry(&state, &webhook, event_id).await? {
+        Ok(()) => {}
+        Err(RetryRefused::Disabled) => {
+            return Err(ApiError::new(
+                ErrorCode::Whk0008,
+                ErrorCode::Whk0008.describe(Some(&webhook.id.to_string())),
+            ))
+        }
+        Err(RetryRefused::Erased(erased)) => return Err(erased_conflict(event_id, erased)),
+        Err(RetryRefused::NotFound) => return Err(event_not_found(&raw_event)),
+        Err(RetryRefused::InFlight) => {
             return Err(ApiError::new(
                 ErrorCode::Conflict,
                 format!(
@@ -728,9 +728,5 @@ pub async fn retry(
             ))
         }
     }
-    state.dispatcher.send([DeliveryMessage {
-        webhook_id: webhook.id,
-        event_id,
-    }]);
     Ok(HttpResponse::Accepted().json(json!({ "id": event_id, "status": "PENDING" })))
 }

@@ -7,6 +7,7 @@
 //! - `json.rs`: body and query extraction errors in the API's error shapes.
 //! - `events.rs`: ingest, each webhook's event log, retry and erasure.
 //! - `recoveries.rs`: bulk recovery jobs `/v1/{brandId}/…/recover`, `/v1/{brandId}/recoveries…`.
+//! - `portal_links.rs`: sign-in links to the brand portal `/v1/{brandId}/portal-links`.
 //! - `views.rs`: response bodies shared by both surfaces.
 
 pub mod events;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod portal_links;
 pub mod recoveries;
 pub mod validated;
 pub mod views;
@@ -144,6 +146,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_event_bytes: usize, max_batch
         .service(
             resource("/v1/{brandId}/webhooks/{id}/secret/rotate")
                 .on(M::POST, webhooks::rotate_secret)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/webhooks/{id}/test")
+                .on(M::POST, webhooks::send_test)
+                .done(),
+        )
+        .service(
+            resource("/v1/{brandId}/portal-links")
+                .on(M::POST, portal_links::create)
                 .done(),
         );
 }

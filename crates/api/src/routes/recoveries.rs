@@ -44,7 +44,7 @@ const MAX_PAGE: i64 = 100;
 
 /// A recovery request, checked: every problem is reported at once.
 #[derive(Debug)]
-struct Request {
+pub(crate) struct Request {
     filter: Filter,
     requested_types: Option<Vec<String>>,
     dry_run: bool,
@@ -73,7 +73,7 @@ impl FromBody for BrandRecovery {
 
 /// Parses `{"since", "until"?, "statuses"?, "eventTypes"?, "dryRun"?}` (and `webhookIds` when
 /// `brand_level`). Unknown fields are refused, so a misspelt filter never widens a recovery.
-fn parse_request(
+pub(crate) fn parse_request(
     body: &Value,
     brand_level: bool,
     state: &AppState,
@@ -286,25 +286,28 @@ fn location(req: &HttpRequest, state: &AppState, id: Uuid) -> String {
     absolute_url(state, req, &format!("/v1/{brand}/recoveries/{id}"))
 }
 
-/// Runs a parsed request for `webhook_ids`: the dry run's count, or a new job.
-async fn start(
+/// What a recovery request started: the dry run's count, or a new job.
+#[derive(Debug)]
+pub(crate) enum Begun {
+    DryRun { matched: i64, max: u64 },
+    Job(Box<Recovery>),
+}
+
+/// Runs a parsed request for `webhook_ids` (the API and the portal): the dry run's count, or
+/// a new job.
+pub(crate) async fn begin(
     state: &AppState,
-    req: &HttpRequest,
     brand: &str,
     webhook_id: Option<Uuid>,
     webhook_ids: Vec<Uuid>,
     request: Request,
-) -> Reply {
+) -> Result<Begun, ApiError> {
     let mut conn = state.conn().await?;
     let max = state.settings.recovery.max_matched;
     if request.dry_run {
         let matched =
             recoveries::count_matching(&mut conn, brand, &webhook_ids, &request.filter).await?;
-        return Ok(HttpResponse::Ok().json(json!({
-            "matched": matched,
-            "maxMatched": max,
-            "dryRun": true,
-        })));
+        return Ok(Begun::DryRun { matched, max });
     }
     let new = NewRecovery {
         id: Uuid::now_v7(),
@@ -315,9 +318,7 @@ async fn start(
         requested_types: request.requested_types,
     };
     match recoveries::create(&mut conn, &new, max).await? {
-        Ok(job) => Ok(HttpResponse::Accepted()
-            .insert_header(("Location", location(req, state, job.id)))
-            .json(view(&job))),
+        Ok(job) => Ok(Begun::Job(Box::new(job))),
         Err(Refused::Busy {
             running,
             webhook_id,
@@ -340,6 +341,27 @@ async fn start(
                  narrow the window, the statuses or the event types (a dryRun counts them)"
             ),
         )),
+    }
+}
+
+/// Runs a parsed request for `webhook_ids`: the dry run's count, or a new job.
+async fn start(
+    state: &AppState,
+    req: &HttpRequest,
+    brand: &str,
+    webhook_id: Option<Uuid>,
+    webhook_ids: Vec<Uuid>,
+    request: Request,
+) -> Reply {
+    match begin(state, brand, webhook_id, webhook_ids, request).await? {
+        Begun::DryRun { matched, max } => Ok(HttpResponse::Ok().json(json!({
+            "matched": matched,
+            "maxMatched": max,
+            "dryRun": true,
+        }))),
+        Begun::Job(job) => Ok(HttpResponse::Accepted()
+            .insert_header(("Location", location(req, state, job.id)))
+            .json(view(&job))),
     }
 }
 

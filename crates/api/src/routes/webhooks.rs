@@ -238,3 +238,28 @@ pub async fn rotate_secret(
         None => Err(webhook_not_found(&brand, &raw_id)),
     }
 }
+
+/// `POST …/{id}/test` → 202 `{id, type, webhookId, status}`: a `WEBHOOK_EVENTS.PING` event
+/// delivered to this webhook only, whatever it subscribes to, like any other event (its
+/// attempts show in the webhook's event log). `status` is PENDING (on its way), PARKED
+/// (the endpoint is degraded; it goes with the parked ones) or SKIPPED (disabled).
+#[tracing::instrument(skip_all, fields(brand = %manager.brand, webhook_id = %path.1))]
+pub async fn send_test(
+    manager: Manager,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let brand = manager.brand;
+    let (_, raw_id) = path.into_inner();
+    let id = parse_webhook_id(&brand, &raw_id)?;
+    let Some(sent) = manage::send_test(&state, &brand, id, "A test event from Hookline").await?
+    else {
+        return Err(webhook_not_found(&brand, &raw_id));
+    };
+    Ok(HttpResponse::Accepted().json(json!({
+        "id": sent.event_id,
+        "type": manage::PING,
+        "webhookId": id,
+        "status": sent.status.as_str(),
+    })))
+}

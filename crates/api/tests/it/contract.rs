@@ -570,6 +570,38 @@ async fn responses_of_every_operation_match_the_document() {
         .bearer_auth(&acme);
     c.check("POST", t, gone, 404).await;
 
+    // A test event, and portal sign-in links.
+    let t = "/v1/{brandId}/webhooks/{id}/test";
+    let sent = c
+        .check(
+            "POST",
+            t,
+            http.post(url(&format!("{one}/test"))).bearer_auth(&acme),
+            202,
+        )
+        .await;
+    assert_eq!(sent["type"], "WEBHOOK_EVENTS.PING", "{sent}");
+    c.check(
+        "POST",
+        t,
+        http.post(url(&format!("{missing}/test")))
+            .bearer_auth(&acme),
+        404,
+    )
+    .await;
+    let t = "/v1/{brandId}/portal-links";
+    let links = || http.post(url("/v1/acme/portal-links")).bearer_auth(&acme);
+    let made = c.check("POST", t, links(), 201).await;
+    assert!(made["url"]
+        .as_str()
+        .is_some_and(|u| u.contains("/portal/login?token=")));
+    c.check("POST", t, links().json(&json!({ "ttl": "10m" })), 201)
+        .await;
+    c.check("POST", t, links().json(&json!({ "ttl": "99d" })), 422)
+        .await;
+    c.check("POST", t, http.post(url("/v1/acme/portal-links")), 401)
+        .await;
+
     // Ingest.
     let t = "/v1/{brandId}/events";
     let publish = |token: &str, body: Value| {

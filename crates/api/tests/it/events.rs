@@ -165,7 +165,7 @@ async fn the_same_idempotency_key_answers_with_the_first_event_and_creates_nothi
         .expect("id")
         .parse()
         .expect("uuid");
-    let rows = deliveries::list_for_webhook(&mut conn, wid, 100, None, None, None)
+    let rows = deliveries::list_for_webhook(&mut conn, wid, &Default::default(), 100)
         .await
         .expect("list");
     assert_eq!(rows.len(), 2);

@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod ingest_group;
 mod outage;
+mod portal;
 mod process;
 mod rate_limits;
 mod secrets;

@@ -362,7 +362,7 @@ async fn disabling_skips_new_events_and_enabling_replays_them_only_when_asked() 
     }
     {
         let mut conn = env.pool.get().await.expect("conn");
-        let log = deliveries::list_for_webhook(&mut conn, hook.id, 10, None, None, None)
+        let log = deliveries::list_for_webhook(&mut conn, hook.id, &Default::default(), 10)
             .await
             .expect("log");
         assert_eq!(log.len(), 4, "skipped events are in the event log");
