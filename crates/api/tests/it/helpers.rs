@@ -1,7 +1,10 @@
 //! `spawn_app`: the real server on port 0 against a fresh database cloned from a migrated
 //! template, dropped when the test ends. Silent unless `TEST_LOG=1`.
 
-use std::time::Duration;
+use std::{
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
 
 use hookline_api::{
     auth::{mint_hs256, AllBrands, Brands, SCOPE_PUBLISH, SCOPE_WEBHOOKS},
@@ -194,4 +197,28 @@ pub async fn assert_fdx_error(res: reqwest::Response, status: u16, code: &str) -
     assert_eq!(body["errors"][0]["code"], code, "{body}");
     assert!(body["errors"][0]["description"].is_string(), "{body}");
     body
+}
+
+/// Runs the `hookline-api` binary with `args` on the database `db_url` and waits for it.
+pub async fn run_api(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-api"));
+    command
+        .args(args)
+        .env("HOOKLINE__DATABASE__URL", db_url)
+        .env("HOOKLINE__AMQP__URL", AMQP_URL)
+        .env("HOOKLINE__ADMIN__BIND", "127.0.0.1:0")
+        .env("HOOKLINE__LOG__LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.spawn().expect("start hookline-api");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output());
+    tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("hookline-api finished in time")
+        .expect("join")
+        .expect("output")
 }

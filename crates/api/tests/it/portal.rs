@@ -7,7 +7,7 @@ use std::time::Duration;
 use hookline_api::auth::{Brands, SCOPE_PUBLISH, SCOPE_WEBHOOKS};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_flex_error, json_of, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{assert_flex_error, json_of, run_api, spawn_app, spawn_app_with, TestApp};
 
 const SHIPPED: &str = "ORDER_EVENTS.OMS.ORDER_SHIPPED";
 
@@ -547,4 +547,45 @@ async fn every_page_renders_with_server_timing() {
         .await
         .expect("404");
     assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn the_portal_link_command_prints_a_link_that_works_once() {
+    let app = spawn_app().await;
+    let db_url =
+        hookline_config::ExposeSecret::expose_secret(&app.settings.database.url).to_owned();
+    let public = [("HOOKLINE__HTTP__PUBLIC_URL", app.base.as_str())];
+    let out = run_api(
+        &db_url,
+        &["portal-link", "--brand", "acme", "--ttl", "10m"],
+        &public,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = stdout.trim();
+    assert!(
+        url.starts_with(&format!("{}/portal/login?token=", app.base)),
+        "{url}"
+    );
+    let res = app.client.get(url).send().await.expect("request");
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.expect("body").contains("acme"));
+    assert_eq!(
+        app.client.get(url).send().await.expect("again").status(),
+        403
+    );
+
+    let out = run_api(
+        &db_url,
+        &["portal-link", "--brand", "acme", "--ttl", "48h"],
+        &public,
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("portal.max_link_ttl"));
 }

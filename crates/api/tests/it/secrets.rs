@@ -2,46 +2,16 @@
 //! `secrets rotate-key` moves every row onto the new key (and names a row it cannot open), and
 //! the server refuses to start where the built-in dev key would protect nothing.
 
-use std::{
-    process::{Command, Output, Stdio},
-    time::Duration,
-};
-
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use diesel::{sql_types::Text, QueryableByName};
 use diesel_async::RunQueryDsl as _;
 use hookline_api::Application;
 use hookline_store::testing::TestDatabase;
 
-use crate::helpers::{json_of, spawn_app_with, test_settings, AMQP_URL};
+use crate::helpers::{json_of, run_api, spawn_app_with, test_settings};
 
 fn key(id: &str, byte: u8) -> String {
     format!("{id}:{}", STANDARD.encode([byte; 32]))
-}
-
-/// Runs `hookline-api` with `args` and `env` (plus the test database) to completion, with a
-/// deadline: a command that hangs fails the test instead of blocking it.
-async fn run_api(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-api"));
-    command
-        .args(args)
-        .env("HOOKLINE__DATABASE__URL", db_url)
-        .env("HOOKLINE__AMQP__URL", AMQP_URL)
-        .env("HOOKLINE__ADMIN__BIND", "127.0.0.1:0")
-        .env("HOOKLINE__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let child = command.spawn().expect("start hookline-api");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output());
-    tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("hookline-api finished in time")
-        .expect("join")
-        .expect("output")
 }
 
 #[derive(QueryableByName)]
