@@ -475,6 +475,9 @@ pub async fn set_enabled(
     }
     tracing::info!(brand = %session.brand, webhook_id = %id, enabled, replay, "webhook toggled (portal)");
     let done = if enabled { "enabled" } else { "disabled" };
+    if form.get("return") == Some("list") {
+        return Ok(see_other(&format!("/portal/webhooks?done={done}")));
+    }
     Ok(see_other(&format!("/portal/webhooks/{id}?done={done}")))
 }
 

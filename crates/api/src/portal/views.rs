@@ -111,6 +111,7 @@ fn rate(succeeded: i64, failed: i64) -> String {
 #[derive(Debug)]
 pub struct WebhookRow {
     pub id: String,
+    pub enabled: bool,
     pub endpoint: String,
     pub types: Vec<String>,
     pub badge: &'static str,
@@ -126,6 +127,7 @@ impl WebhookRow {
         let s = s.cloned().unwrap_or_default();
         WebhookRow {
             id: w.id.to_string(),
+            enabled: w.enabled,
             endpoint: w.endpoint.clone(),
             types: w.event_types.clone(),
             badge,
@@ -265,6 +267,14 @@ pub struct Bar {
     pub label: String,
 }
 
+#[derive(Debug)]
+pub struct Dot {
+    pub class: &'static str,
+    pub x: u32,
+    pub y: i64,
+    pub label: String,
+}
+
 /// The two charts of the webhook page as coordinates (numbers only reach the SVG).
 #[derive(Debug)]
 pub struct Chart {
@@ -279,6 +289,8 @@ pub struct Chart {
     pub total_fail: i64,
     pub p50_points: String,
     pub p99_points: String,
+    /// A marker on every latency point (one hour alone draws no line).
+    pub dots: Vec<Dot>,
     pub latency_max: i32,
     pub first_label: String,
 }
@@ -325,20 +337,26 @@ impl Chart {
             .max()
             .unwrap_or(0)
             .max(1);
-        let points = |pick: fn(&stats::Bucket) -> Option<i32>| -> String {
-            buckets
-                .iter()
-                .enumerate()
-                .filter_map(|(i, b)| {
-                    let v = pick(b)?;
-                    let x = u32::try_from(i).unwrap_or(0) * slot + slot / 2;
-                    let h = i64::from(v) * i64::from(plot) / i64::from(latency_max);
-                    let y = i64::from(BASE) - h.min(i64::from(plot));
-                    Some(format!("{x},{y}"))
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+        let mut dots = Vec::new();
+        let mut points = |class: &'static str, pick: fn(&stats::Bucket) -> Option<i32>| {
+            let mut line = Vec::new();
+            for (i, b) in buckets.iter().enumerate() {
+                let Some(v) = pick(b) else { continue };
+                let x = u32::try_from(i).unwrap_or(0) * slot + slot / 2;
+                let h = i64::from(v) * i64::from(plot) / i64::from(latency_max);
+                let y = i64::from(BASE) - h.min(i64::from(plot));
+                line.push(format!("{x},{y}"));
+                dots.push(Dot {
+                    class,
+                    x,
+                    y,
+                    label: format!("{} {class}: {v} ms", b.start.format("%H:%M")),
+                });
+            }
+            line.join(" ")
         };
+        let p50_points = points("p50", |b| b.p50_ms);
+        let p99_points = points("p99", |b| b.p99_ms);
         Chart {
             width: WIDTH,
             height: HEIGHT,
@@ -347,8 +365,9 @@ impl Chart {
             max,
             total_ok: buckets.iter().map(|b| b.succeeded).sum(),
             total_fail: buckets.iter().map(|b| b.failed).sum(),
-            p50_points: points(|b| b.p50_ms),
-            p99_points: points(|b| b.p99_ms),
+            p50_points,
+            p99_points,
+            dots,
             latency_max,
             first_label: buckets
                 .first()

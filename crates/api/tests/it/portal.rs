@@ -589,3 +589,68 @@ async fn the_portal_link_command_prints_a_link_that_works_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("portal.max_link_ttl"));
 }
+
+#[tokio::test]
+async fn disabling_and_enabling_with_replay_from_the_list() {
+    let app = spawn_app().await;
+    let hook = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    let id = hook["id"].as_str().expect("id");
+    let session = sign_in(&app, "acme").await;
+    let csrf = session.csrf(&app).await;
+    let toggle = format!("/portal/webhooks/{id}/enabled");
+    let res = session
+        .post(
+            &app,
+            &toggle,
+            &[("csrf", &csrf), ("enabled", "false"), ("return", "list")],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers().get("location").map(|v| v.as_bytes()),
+        Some(&b"/portal/webhooks?done=disabled"[..])
+    );
+    let res = app
+        .client
+        .post(app.url("/v1/acme/events"))
+        .bearer_auth(app.token("acme"))
+        .json(&json!({ "type": SHIPPED, "data": {} }))
+        .send()
+        .await
+        .expect("request");
+    json_of(res, 202).await;
+    let log_path = format!("/v1/acme/webhooks/{id}/events");
+    let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
+    assert_eq!(log["events"][0]["status"], "SKIPPED");
+    let page = session
+        .page(&app, &format!("/portal/webhooks/{id}?status=SKIPPED"))
+        .await;
+    assert!(
+        page.contains("data-event-id="),
+        "the skipped event is in the portal's log"
+    );
+
+    let res = session
+        .post(
+            &app,
+            &toggle,
+            &[
+                ("csrf", &csrf),
+                ("enabled", "true"),
+                ("replay_skipped", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let after = json_of(
+        app.get(&format!("/v1/acme/webhooks/{id}"), &app.token("acme"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(after["enabled"], true);
+    let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
+    assert_ne!(log["events"][0]["status"], "SKIPPED", "{log}");
+}
