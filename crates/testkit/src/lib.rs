@@ -5,8 +5,10 @@
 //!
 //! Layout: `proxy.rs` ([`TcpProxy`]); [`receiver`]: a real webhook endpoint on port 0 that
 //! records requests and succeeds, fails or hangs as told; [`verify`]: an independent check of
-//! the delivery signatures; [`tls`]: a generated CA and a TLS-terminating proxy.
+//! the delivery signatures; [`tls`]: a generated CA and a TLS-terminating proxy; [`browser`]: a
+//! headless Chromium driven over WebDriver, for the portal's pages.
 
+pub mod browser;
 mod proxy;
 pub mod receiver;
 pub mod tls;
