@@ -156,6 +156,60 @@ impl Browser {
         self.current_url().await.path().to_owned()
     }
 
+    /// Reloads the current page.
+    pub async fn refresh(&self) {
+        self.client().refresh().await.expect("reload");
+    }
+
+    /// The HTTP status the current page was served with (the Navigation Timing entry's
+    /// `responseStatus`).
+    pub async fn page_status(&self) -> u16 {
+        let status = self
+            .execute(
+                "const n = performance.getEntriesByType('navigation')[0]; \
+                 return n ? n.responseStatus : 0;",
+                vec![],
+            )
+            .await;
+        status
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or_else(|| panic!("no response status: {status}"))
+    }
+
+    /// The text of the element matching `css` now, if there is one.
+    pub async fn text_now(&self, css: &str) -> Option<String> {
+        let el = self.find_all(css).await.into_iter().next()?;
+        el.text().await.ok()
+    }
+
+    /// Reloads the page until the element matching `css` has a text `done` accepts (a
+    /// server-rendered page shows progress only when loaded again), waiting up to `within`.
+    pub async fn reload_until(
+        &self,
+        css: &str,
+        within: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(text) = self.text_now(css).await {
+                if done(&text) {
+                    return text;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{css} never reached the expected text within {within:?}; now {:?} on {}",
+                    self.text_now(css).await,
+                    self.where_am_i().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.refresh().await;
+        }
+    }
+
     /// The element matching `css` now, or a panic naming it and the page.
     pub async fn find(&self, css: &str) -> Element {
         match self.client().find(Locator::Css(css)).await {
@@ -217,6 +271,48 @@ impl Browser {
         el.click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Marks the current document, so that [`Browser::wait_for_new_page`] can tell when
+    /// another one has replaced it (a form posted to the same address, say).
+    pub async fn mark_page(&self) {
+        self.execute("window.__hooklineOldPage = true;", vec![])
+            .await;
+    }
+
+    /// Waits until a document without the [`Browser::mark_page`] mark has finished loading.
+    pub async fn wait_for_new_page(&self) {
+        let deadline = tokio::time::Instant::now() + DEFAULT_WAIT;
+        loop {
+            // While the page changes, a script may fail to run: that is "not yet".
+            let state = self
+                .client()
+                .execute(
+                    "return window.__hooklineOldPage === true ? 'old' : document.readyState;",
+                    vec![],
+                )
+                .await;
+            if matches!(&state, Ok(Value::String(s)) if s == "complete") {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "no new page within {DEFAULT_WAIT:?} ({state:?}), at {}",
+                    self.where_am_i().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks what submits a form or follows a link, and waits for the page it leads to.
+    pub async fn click_and_load(&self, css: &str) {
+        let el = self.wait_for(css).await;
+        self.mark_page().await;
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.wait_for_new_page().await;
     }
 
     /// Replaces the value of the input matching `css` with `value`.
@@ -478,8 +574,8 @@ mod tests {
         let browser = Browser::start().await;
         browser.goto(&format!("{base}/")).await;
         browser.fill("input[name=who]", "tester").await;
-        browser.click("#f button[type=submit]").await;
-        browser.wait_for_path("/second").await;
+        browser.click_and_load("#f button[type=submit]").await;
+        assert_eq!(browser.path().await, "/second");
         assert_eq!(browser.text("h1#done").await, "Second page");
         assert_eq!(
             browser.current_url().await.query(),
