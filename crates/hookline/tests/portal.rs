@@ -362,7 +362,11 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
         browser.text("section.attempt .response-status").await,
         "HTTP 200"
     );
-    assert!(browser.text("pre#payload").await.contains(PING));
+    assert_eq!(browser.text("h1").await, PING);
+    assert!(browser
+        .text("pre#payload")
+        .await
+        .contains("A test event sent from the Hookline portal"));
     browser.screenshot("event").await;
     let got = delivered(&receiver, &ping);
     assert_signed(&got, &[&secret]);
