@@ -501,6 +501,33 @@ fn kill_group(driver: &mut Child) {
         .status();
     let _ = driver.kill();
     let _ = driver.wait();
+    // SIGKILL is not instant: wait (bounded) until no live process is left in the group, so
+    // that nothing outlives the Browser.
+    let group = driver.id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while group_alive(&group) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process of process group `pgid` is still running (not a zombie).
+fn group_alive(pgid: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            return false;
+        };
+        let mut fields = rest.split(' ');
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).unwrap_or("");
+        pgrp == pgid && state != "Z" && state != "X"
+    })
 }
 
 fn unique() -> u64 {
@@ -566,6 +593,36 @@ mod tests {
             }
         });
         (format!("http://{addr}"), task)
+    }
+
+    /// Live processes whose command line mentions `needle` (zombies have none).
+    fn processes_mentioning(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                if cmdline.contains(needle) {
+                    found.push(cmdline);
+                }
+            }
+        }
+        found
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_an_open_browser_leaves_no_process_and_no_profile_behind() {
+        let browser = Browser::start().await;
+        browser.goto("about:blank").await;
+        let profile = browser.profile.clone();
+        let needle = profile.display().to_string();
+        assert!(
+            !processes_mentioning(&needle).is_empty(),
+            "the browser runs with its profile"
+        );
+        // As when a test panics: no `close`.
+        drop(browser);
+        assert_eq!(processes_mentioning(&needle), Vec::<String>::new());
+        assert!(!profile.exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
