@@ -302,6 +302,7 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
         Some("ftp://example.com/hook")
     );
     assert!(browser.exists("#empty-webhooks").await, "nothing was made");
+    browser.screenshot("webhooks-refused").await;
 
     // Create one through the form: the endpoint and a group of event types.
     browser
@@ -457,6 +458,7 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
     // Delete, after the confirmation page.
     browser.click_and_load(&format!("{row} .endpoint a")).await;
     browser.click_and_load("a#delete").await;
+    browser.screenshot("delete").await;
     browser
         .click_and_load("form#delete-webhook button[type=submit]")
         .await;
@@ -475,11 +477,13 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
     browser.click_and_load("#sign-out").await;
     browser.wait_for_path("/portal/signed-out").await;
     assert_eq!(browser.text("h1").await, "Signed out");
+    browser.screenshot("signed-out").await;
     browser
         .goto(&format!("{}/portal/webhooks", stack.base))
         .await;
     assert_eq!(browser.text("h1").await, "Sign in to continue");
     assert_eq!(browser.page_status().await, 401);
+    browser.screenshot("sign-in").await;
     browser.goto(&link).await;
     assert_eq!(browser.page_status().await, 403);
     assert!(browser.text("h1").await.contains("cannot be used"));
@@ -487,6 +491,7 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
         .text("main")
         .await
         .contains("already used or expired"));
+    browser.screenshot("link-refused").await;
     assert!(
         !browser.cookies().await.iter().any(|c| c.name() == COOKIE),
         "a used link sets no cookie"
@@ -708,6 +713,7 @@ async fn one_brand_s_session_reads_and_changes_nothing_of_another_and_forms_need
         assert_eq!(browser.text("h1").await, "Not found", "{page}");
         assert!(!browser.text("main").await.contains(&their_event), "{page}");
     }
+    browser.screenshot("not-found").await;
     browser
         .goto(&format!("{}/portal/recover", stack.base))
         .await;
