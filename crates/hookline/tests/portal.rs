@@ -454,6 +454,18 @@ async fn a_brand_signs_in_creates_a_webhook_tests_it_rotates_its_secret_toggles_
     assert_eq!(browser.text(&format!("{row} .badge")).await, "healthy");
     assert_eq!(browser.text(&format!("{row} .delivery-count")).await, "2");
     browser.screenshot("webhooks").await;
+    // From the list too: disable, then enable again, staying on the list.
+    let toggle = format!("{row} form.toggle button[type=submit]");
+    browser.click_and_load(&toggle).await;
+    assert_eq!(browser.path().await, "/portal/webhooks");
+    assert_eq!(browser.text(&format!("{row} .badge")).await, "disabled");
+    let off = stack.get("acme", &format!("/webhooks/{webhook}")).await;
+    assert_eq!(off["enabled"], false, "{off}");
+    browser.click_and_load(&toggle).await;
+    assert_eq!(browser.path().await, "/portal/webhooks");
+    assert_eq!(browser.text(&format!("{row} .badge")).await, "healthy");
+    let on = stack.get("acme", &format!("/webhooks/{webhook}")).await;
+    assert_eq!(on["enabled"], true, "{on}");
 
     // Delete, after the confirmation page.
     browser.click_and_load(&format!("{row} .endpoint a")).await;
