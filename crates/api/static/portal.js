@@ -29,6 +29,13 @@ document.addEventListener("DOMContentLoaded", () => {
       select.addEventListener("change", () => filter.requestSubmit());
     }
   }
+  // The notice of an action is shown once: reloading or bookmarking the page does not repeat
+  // it (the server only reads `done` to choose a fixed text).
+  const url = new URL(window.location.href);
+  if (url.searchParams.has("done")) {
+    url.searchParams.delete("done");
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
   // Times shown in the reader's own time zone (the datetime attribute stays UTC).
   for (const t of document.querySelectorAll("time[datetime]")) {
     const d = new Date(t.getAttribute("datetime"));
