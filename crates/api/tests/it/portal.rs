@@ -654,3 +654,104 @@ async fn disabling_and_enabling_with_replay_from_the_list() {
     let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
     assert_ne!(log["events"][0]["status"], "SKIPPED", "{log}");
 }
+
+#[tokio::test]
+async fn a_recovery_counts_first_then_runs_and_can_be_cancelled() {
+    let app = spawn_app().await;
+    let hook = app
+        .webhook("acme", "https://example.com/a", &[SHIPPED])
+        .await;
+    let id = hook["id"].as_str().expect("id");
+    for n in 0..3 {
+        let res = app
+            .client
+            .post(app.url("/v1/acme/events"))
+            .bearer_auth(app.token("acme"))
+            .json(&json!({ "type": SHIPPED, "data": { "n": n } }))
+            .send()
+            .await
+            .expect("request");
+        json_of(res, 202).await;
+    }
+    // As a worker leaves them after the last attempt.
+    let mut conn = app.pool().get().await.expect("conn");
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE deliveries SET status = 'FAILURE', next_attempt_at = NULL, \
+             leased_until = NULL",
+        ),
+        &mut conn,
+    )
+    .await
+    .expect("fail them");
+    drop(conn);
+
+    let session = sign_in(&app, "acme").await;
+    let csrf = session.csrf(&app).await;
+    let form = |action: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("webhook", id.to_owned()),
+            ("range", "24h".to_owned()),
+            ("statuses", "FAILURE".to_owned()),
+            ("action", action.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        app.client
+            .post(app.url("/portal/recover"))
+            .header("Cookie", &session.cookie)
+            .form(&fields)
+            .send()
+    };
+    let dry = post(form("dry-run")).await.expect("request");
+    assert_eq!(dry.status(), 200);
+    let page = dry.text().await.expect("body");
+    assert!(page.contains("id=\"matched\">3</strong>"), "{page}");
+    assert!(page.contains("id=\"confirm-recover\""));
+    let jobs = json_of(
+        app.get("/v1/acme/recoveries", &app.token("acme")).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        jobs["recoveries"],
+        json!([]),
+        "a dry run starts nothing: {jobs}"
+    );
+
+    let run = post(form("run")).await.expect("request");
+    assert_eq!(run.status(), 303);
+    let jobs = json_of(
+        app.get("/v1/acme/recoveries", &app.token("acme")).await,
+        200,
+    )
+    .await;
+    let job = &jobs["recoveries"][0];
+    assert_eq!(job["matched"], 3, "{jobs}");
+    let job_id = job["id"].as_str().expect("id");
+    let page = session.page(&app, "/portal/recover").await;
+    assert!(page.contains(&format!("data-recovery-id=\"{job_id}\"")));
+
+    // No worker runs here, so the job is still running: cancel it from the page.
+    let res = session
+        .post(
+            &app,
+            &format!("/portal/recoveries/{job_id}/cancel"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let after = json_of(
+        app.get(&format!("/v1/acme/recoveries/{job_id}"), &app.token("acme"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(after["state"], "CANCELLED", "{after}");
+    // Nothing chosen: the form says so.
+    let res = post(vec![("csrf", csrf.clone()), ("range", "24h".to_owned())])
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 422);
+}
