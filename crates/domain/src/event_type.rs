@@ -184,6 +184,18 @@ impl EventType {
         find_fdx_alias(name).map(EventType)
     }
 
+    /// The leaves under `node`, in the tree's order: every leaf of a group (`ORDER_EVENTS.OMS`
+    /// gives each `ORDER_EVENTS.OMS.*` leaf), the leaf itself for a leaf. A filter by group
+    /// (the event log's `type`) compares stored event types, which are always leaves, to this
+    /// list.
+    pub fn leaves_under(node: &Subscription) -> Vec<&'static str> {
+        LEAVES
+            .iter()
+            .copied()
+            .filter(|leaf| matches(node, &EventType(leaf)))
+            .collect()
+    }
+
     /// Every subscription that matches this event, outermost first: for
     /// `ORDER_EVENTS.OMS.ORDER_SHIPPED` that is `ORDER_EVENTS`, `ORDER_EVENTS.OMS` and the leaf.
     ///
@@ -412,6 +424,29 @@ mod tests {
     fn is_group_is_true_only_for_group_nodes() {
         for node in Subscription::all() {
             assert_eq!(node.is_group(), GROUPS.contains(&node.as_str()), "{node}");
+        }
+    }
+
+    #[test]
+    fn leaves_under_a_group_are_its_leaves_and_a_leaf_is_its_own() {
+        let oms = EventType::leaves_under(&sub("ORDER_EVENTS.OMS"));
+        assert_eq!(oms.len(), 19);
+        assert!(oms.iter().all(|l| l.starts_with("ORDER_EVENTS.OMS.")));
+        assert!(oms.contains(&"ORDER_EVENTS.OMS.ORDER_PARTIALLY_SHIPPED"));
+        assert_eq!(EventType::leaves_under(&sub("ORDER_EVENTS")).len(), 27);
+        assert_eq!(EventType::leaves_under(&sub("RECEIPTS")), vec!["RECEIPTS"]);
+        assert_eq!(
+            EventType::leaves_under(&sub("ORDER_EVENTS.OMS.*")),
+            oms,
+            "a wildcard is its group"
+        );
+        // Every node has at least one leaf, and each leaf is under exactly its ancestors.
+        for node in Subscription::all() {
+            let leaves = EventType::leaves_under(&node);
+            assert!(!leaves.is_empty(), "{node}");
+            for event in EventType::all() {
+                assert_eq!(leaves.contains(&event.as_str()), node.matches(&event));
+            }
         }
     }
 

@@ -1,45 +1,86 @@
-//! Delivery figures for the portal (placeholder until the full module lands).
+//! Delivery statistics for the brand portal's pages: per-webhook counts for the webhooks list,
+//! and per-webhook attempt outcomes and latency over time for a webhook's charts.
+//!
+//! Each is one statement with constant text (prepared once per connection, see
+//! `crate::prepared`); counting and percentiles happen in Postgres, so a page costs one round
+//! trip however many rows the window holds. A webhook's attempts in a window are an
+//! index-only range of `attempts_webhook_created_idx`
+//! (`migrations/2026-12-02-200000_attempt_stats_index/up.sql`); its deliveries a range of
+//! their primary key (see [`summaries`]).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::QueryableByName;
+use diesel::{
+    sql_types::{BigInt, Int4, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+    QueryableByName,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::{prepared, StoreError};
 
+/// The deliveries of one webhook in a window, by outcome.
 #[derive(Debug, Clone, Default, QueryableByName)]
 pub struct WebhookSummary {
     #[diesel(sql_type = SqlUuid)]
     pub webhook_id: Uuid,
+    /// Deliveries created in the window, whatever their state.
     #[diesel(sql_type = BigInt)]
     pub deliveries: i64,
+    /// Of those, how many are SUCCESS now.
     #[diesel(sql_type = BigInt)]
     pub succeeded: i64,
+    /// Of those, how many are FAILURE now (attempts exhausted).
     #[diesel(sql_type = BigInt)]
     pub failed: i64,
 }
 
-/// Per webhook of `brand`: deliveries created since `since`, and how many ended SUCCESS /
-/// FAILURE.
+/// How far before `since` the event-id bound of [`summaries`] starts: event ids are UUIDv7
+/// made by the API's clock, `created` is the database's, and this much skew between them is
+/// tolerated.
+const CLOCK_SKEW_MS: i64 = 60 * 60 * 1000;
+
+/// The smallest UUIDv7 of the millisecond `at` (version and random bits zero): every event
+/// created at or after `at` has an id at least this large (`events.id` is UUIDv7, see
+/// `migrations/2026-11-23-000001_initial/up.sql`), and ids compare bytewise in Postgres.
+fn first_id_at(at: DateTime<Utc>) -> Uuid {
+    let ms = u128::try_from(at.timestamp_millis().max(0)).unwrap_or(0) & ((1 << 48) - 1);
+    Uuid::from_u128(ms << 80)
+}
+
+/// Per webhook of `brand`: deliveries created since `since`, and how many ended SUCCESS / FAILURE.
+///
+/// Every webhook of the brand has a row, with zeros when nothing was delivered to it in the
+/// window; rows come in the order the webhooks list shows them (oldest webhook first). Each
+/// webhook's deliveries are read as a range of the primary key (webhook, event id), bounded
+/// below by the event ids of an hour before `since` (the clock skew tolerated), then filtered on
+/// `created`: no index on the deliveries' creation time is needed, which every delivery write
+/// would pay for.
 pub async fn summaries(
     conn: &mut AsyncPgConnection,
     brand: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<WebhookSummary>, StoreError> {
+    let first_id = first_id_at(since - chrono::Duration::milliseconds(CLOCK_SKEW_MS));
     Ok(prepared::statement(
-        "SELECT d.webhook_id, count(*) AS deliveries, \
-             count(*) FILTER (WHERE d.status = 'SUCCESS') AS succeeded, \
-             count(*) FILTER (WHERE d.status = 'FAILURE') AS failed \
-         FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE w.brand_id = $1 AND d.created >= $2 GROUP BY d.webhook_id",
+        "SELECT w.id AS webhook_id, s.deliveries, s.succeeded, s.failed \
+         FROM webhooks w CROSS JOIN LATERAL ( \
+             SELECT count(*) AS deliveries, \
+                 count(*) FILTER (WHERE d.status = 'SUCCESS') AS succeeded, \
+                 count(*) FILTER (WHERE d.status = 'FAILURE') AS failed \
+             FROM deliveries d \
+             WHERE d.webhook_id = w.id AND d.event_id >= $3 AND d.created >= $2 \
+         ) s \
+         WHERE w.brand_id = $1 \
+         ORDER BY w.created, w.id",
     )
-    .bind::<Text, _>(brand.to_owned())
+    .bind::<Text, _>(brand)
     .bind::<Timestamptz, _>(since)
+    .bind::<SqlUuid, _>(first_id)
     .load(conn)
     .await?)
 }
 
+/// One bucket of [`series`]: the attempts made in `[start, start + width)`.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Bucket {
     #[diesel(sql_type = Timestamptz)]
@@ -48,48 +89,71 @@ pub struct Bucket {
     pub succeeded: i64,
     #[diesel(sql_type = BigInt)]
     pub failed: i64,
+    /// Median response time of the bucket's attempts; `None` when it has none.
     #[diesel(sql_type = Nullable<Int4>)]
     pub p50_ms: Option<i32>,
+    /// 99th percentile (an attempt's actual time, not an interpolation).
     #[diesel(sql_type = Nullable<Int4>)]
     pub p99_ms: Option<i32>,
 }
 
-/// Attempts of `webhook_id` since `since` in buckets of `bucket` width, oldest first, every
-/// bucket present (zero-filled) up to now.
+/// Most buckets [`series`] returns: a wider bucket is used when the window holds more.
+pub const MAX_BUCKETS: i64 = 10_000;
+
+/// Attempts of `webhook_id` since `since` in buckets of `bucket` width, oldest first, every bucket present (zero-filled) up to now.
+///
+/// Bucket `i` starts at `since + i × bucket`; the last one holds the database's `now()`.
+/// `since` after now gives no buckets. The width is at least a millisecond, and is widened
+/// (to a whole number of milliseconds) when the window would need more than [`MAX_BUCKETS`],
+/// so a caller's mistake cannot ask Postgres for millions of rows; each bucket carries its
+/// `start`, so a chart reads the width from the result.
 pub async fn series(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
     since: DateTime<Utc>,
     bucket: chrono::Duration,
 ) -> Result<Vec<Bucket>, StoreError> {
+    let window_ms = (Utc::now() - since).num_milliseconds().max(0);
+    let width_ms = bucket
+        .num_milliseconds()
+        .max(1)
+        .max((window_ms + MAX_BUCKETS - 2) / (MAX_BUCKETS - 1));
     Ok(prepared::statement(
-        "WITH b AS ( \
-             SELECT generate_series($2::timestamptz, now(), $3 * interval '1 millisecond') AS start \
-         ), a AS ( \
-             SELECT $2::timestamptz + floor(extract(epoch FROM (created - $2)) * 1000 / $3) \
-                 * $3 * interval '1 millisecond' AS start, status, response_time_ms \
-             FROM attempts WHERE webhook_id = $1 AND created >= $2 \
+        "WITH buckets AS ( \
+             SELECT generate_series(0, \
+                 floor(extract(epoch FROM now() - $2) * 1000 / $3)::bigint) AS i \
+         ), timed AS ( \
+             SELECT floor(extract(epoch FROM a.created - $2) * 1000 / $3)::bigint AS i, \
+                 a.status, a.response_time_ms \
+             FROM attempts a \
+             WHERE a.webhook_id = $1 AND a.created >= $2 \
          ) \
-         SELECT b.start, \
-             count(a.status) FILTER (WHERE a.status = 'SUCCESS') AS succeeded, \
-             count(a.status) FILTER (WHERE a.status = 'FAILURE') AS failed, \
-             (percentile_disc(0.5) WITHIN GROUP (ORDER BY a.response_time_ms))::int AS p50_ms, \
-             (percentile_disc(0.99) WITHIN GROUP (ORDER BY a.response_time_ms))::int AS p99_ms \
-         FROM b LEFT JOIN a ON a.start = b.start GROUP BY b.start ORDER BY b.start",
+         SELECT $2 + b.i * $3 * interval '1 millisecond' AS start, \
+             count(t.i) FILTER (WHERE t.status = 'SUCCESS') AS succeeded, \
+             count(t.i) FILTER (WHERE t.status = 'FAILURE') AS failed, \
+             percentile_disc(0.5) WITHIN GROUP (ORDER BY t.response_time_ms) AS p50_ms, \
+             percentile_disc(0.99) WITHIN GROUP (ORDER BY t.response_time_ms) AS p99_ms \
+         FROM buckets b LEFT JOIN timed t ON t.i = b.i \
+         GROUP BY b.i \
+         ORDER BY b.i",
     )
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<Timestamptz, _>(since)
-    .bind::<BigInt, _>(bucket.num_milliseconds().max(1))
+    .bind::<BigInt, _>(width_ms)
     .load(conn)
     .await?)
 }
 
+/// Attempt latency over a window.
 #[derive(Debug, Clone, Default, QueryableByName)]
 pub struct Latency {
+    /// Attempts made in the window.
     #[diesel(sql_type = BigInt)]
     pub attempts: i64,
+    /// Median response time; `None` without attempts.
     #[diesel(sql_type = Nullable<Int4>)]
     pub p50_ms: Option<i32>,
+    /// 99th percentile (an attempt's actual time); `None` without attempts.
     #[diesel(sql_type = Nullable<Int4>)]
     pub p99_ms: Option<i32>,
 }
@@ -100,15 +164,41 @@ pub async fn latency(
     webhook_id: Uuid,
     since: DateTime<Utc>,
 ) -> Result<Latency, StoreError> {
-    let rows: Vec<Latency> = prepared::statement(
+    Ok(prepared::statement(
         "SELECT count(*) AS attempts, \
-             (percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms))::int AS p50_ms, \
-             (percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms))::int AS p99_ms \
+             percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50_ms, \
+             percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99_ms \
          FROM attempts WHERE webhook_id = $1 AND created >= $2",
     )
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<Timestamptz, _>(since)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().next().unwrap_or_default())
+    .get_result(conn)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v7_at(at: DateTime<Utc>) -> Uuid {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(at.timestamp()).expect("after 1970"),
+            at.timestamp_subsec_nanos(),
+        );
+        Uuid::new_v7(ts)
+    }
+
+    #[test]
+    fn the_first_id_of_a_millisecond_bounds_exactly_the_ids_made_from_it_on() {
+        let at = DateTime::parse_from_rfc3339("2026-12-02T10:00:00.123456Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let first = first_id_at(at);
+        for _ in 0..100 {
+            assert!(v7_at(at) >= first);
+            assert!(v7_at(at + chrono::Duration::days(400)) >= first);
+            assert!(v7_at(at - chrono::Duration::milliseconds(1)) < first);
+        }
+    }
 }

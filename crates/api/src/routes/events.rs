@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use hookline_domain::{DeliveryMessage, ErrorCode, EventType, OPERATIONAL_GROUP};
+use hookline_domain::{
+    DeliveryMessage, DeliveryStatus, ErrorCode, EventType, Subscription, OPERATIONAL_GROUP,
+};
 use hookline_store::{
     deliveries,
     events::{self, Ingested},
@@ -563,6 +565,11 @@ pub struct PageQuery {
     start: Option<String>,
     end: Option<String>,
     start_id: Option<String>,
+    /// One delivery status or several, comma-separated.
+    status: Option<String>,
+    /// A leaf or a group of the event-type tree.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
 }
 
 struct Page {
@@ -570,6 +577,28 @@ struct Page {
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     start_id: Option<Uuid>,
+    statuses: Vec<DeliveryStatus>,
+    /// Leaves: a group given as `type` is expanded.
+    event_types: Vec<String>,
+}
+
+/// `status=FAILURE` or `status=FAILURE,PARKED`: the statuses named, each once.
+fn parse_statuses(raw: &str) -> Result<Vec<DeliveryStatus>, String> {
+    let mut statuses = Vec::new();
+    for name in raw.split(',') {
+        match name.parse::<DeliveryStatus>() {
+            Ok(s) if !statuses.contains(&s) => statuses.push(s),
+            Ok(_) => {}
+            Err(_) => {
+                let all: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+                return Err(format!(
+                    "status must be one of {} or several of them, comma-separated",
+                    all.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(statuses)
 }
 
 fn parse_page(q: &PageQuery) -> Result<Page, ApiError> {
@@ -615,12 +644,37 @@ fn parse_page(q: &PageQuery) -> Result<Page, ApiError> {
             problems.insert("end".to_owned(), "end must not be before start".to_owned());
         }
     }
+    let statuses = match q.status.as_deref().map(parse_statuses) {
+        None => Vec::new(),
+        Some(Ok(statuses)) => statuses,
+        Some(Err(message)) => {
+            problems.insert("status".to_owned(), message);
+            Vec::new()
+        }
+    };
+    // A group stands for its leaves: stored events are always of a leaf type.
+    let event_types = match q.event_type.as_deref().map(Subscription::parse) {
+        None => Vec::new(),
+        Some(Ok(node)) => EventType::leaves_under(&node)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        Some(Err(e)) => {
+            problems.insert(
+                "type".to_owned(),
+                format!("type must be an event type or a group of them: {e}"),
+            );
+            Vec::new()
+        }
+    };
     if problems.is_empty() {
         Ok(Page {
             size,
             start,
             end,
             start_id,
+            statuses,
+            event_types,
         })
     } else {
         Err(ApiError::validation(problems))
@@ -635,6 +689,8 @@ fn event_not_found(raw: &str) -> ApiError {
 
 /// `GET /v1/{brandId}/webhooks/{id}/events` → `WebhookEventsResponsePage`, newest first.
 /// `page.lastId` is the `startId` of the next page (exclusive) and null on the last page.
+/// `status` (one or several, comma-separated) and `type` (a leaf or a group) narrow the log;
+/// the cursor works the same with them.
 #[tracing::instrument(skip_all, fields(brand = %path.0, webhook_id = %path.1))]
 pub async fn list(
     principal: Principal,
@@ -654,7 +710,8 @@ pub async fn list(
             start: page.start,
             end: page.end,
             before: page.start_id,
-            ..Default::default()
+            statuses: &page.statuses,
+            event_types: &page.event_types,
         },
         page.size + 1,
     )

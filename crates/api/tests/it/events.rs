@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use diesel_async::RunQueryDsl as _;
 use futures::StreamExt as _;
 use hookline_api::auth::{Brands, SCOPE_WEBHOOKS};
 use hookline_domain::{AttemptResult, DeliveryMessage};
@@ -416,6 +417,122 @@ async fn the_event_log_pages_newest_first_with_every_event_exactly_once() {
         )
         .await;
     assert_flex_error(res, 403, "ERR-HKL-0001").await;
+}
+
+/// Every event id of a filtered event log, following the cursor `size` at a time.
+async fn whole_log(app: &TestApp, wid: &str, filter: &str, size: usize) -> Vec<String> {
+    let token = app.token("acme");
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/acme/webhooks/{wid}/events?size={size}&{filter}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&startId={c}"));
+        }
+        let page = json_of(app.get(&path, &token).await, 200).await;
+        let events = page["events"].as_array().expect("events");
+        assert!(events.len() <= size, "{page}");
+        seen.extend(
+            events
+                .iter()
+                .map(|e| e["id"].as_str().expect("id").to_owned()),
+        );
+        match page["page"]["lastId"].as_str() {
+            Some(last) => cursor = Some(last.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_filters_by_status_and_type_and_pages_through_the_filtered_log() {
+    const DELIVERED: &str = "ORDER_EVENTS.TRACKING.SHIPMENT_DELIVERED";
+    let app = spawn_app().await;
+    let w = app
+        .webhook("acme", "https://example.com/h", &["ORDER_EVENTS"])
+        .await;
+    let wid = w["id"].as_str().expect("id").to_owned();
+    // Twelve events, oldest first: types alternate, statuses cycle FAILURE, SUCCESS, PENDING.
+    let mut published = Vec::new();
+    for i in 0..12 {
+        let event_type = if i % 2 == 0 { SHIPPED } else { DELIVERED };
+        let status = ["FAILURE", "SUCCESS", "PENDING"][i % 3];
+        published.push((event(&app, "acme", event_type).await, event_type, status));
+    }
+    let pool = app.pool();
+    let mut conn = pool.get().await.expect("conn");
+    for (id, _, status) in &published {
+        diesel::sql_query(format!(
+            "UPDATE deliveries SET status = '{status}' WHERE event_id = '{id}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("set status");
+    }
+    let expect = |keep: &dyn Fn(&str, &str) -> bool| -> Vec<String> {
+        published
+            .iter()
+            .rev()
+            .filter(|(_, t, s)| keep(t, s))
+            .map(|(id, _, _)| id.clone())
+            .collect()
+    };
+
+    let failed = whole_log(&app, &wid, "status=FAILURE", 2).await;
+    assert_eq!(failed, expect(&|_, s| s == "FAILURE"));
+    assert_eq!(failed.len(), 4);
+    let owed_oms = whole_log(
+        &app,
+        &wid,
+        "status=FAILURE,PENDING&type=ORDER_EVENTS.OMS",
+        1,
+    )
+    .await;
+    assert_eq!(
+        owed_oms,
+        expect(&|t, s| t == SHIPPED && s != "SUCCESS"),
+        "statuses are any of the set, the group stands for its leaves"
+    );
+    let tracking = whole_log(&app, &wid, &format!("type={DELIVERED}"), 5).await;
+    assert_eq!(tracking, expect(&|t, _| t == DELIVERED));
+    let wildcard = whole_log(&app, &wid, "type=ORDER_EVENTS.OMS.*&status=SUCCESS", 3).await;
+    assert_eq!(wildcard, expect(&|t, s| t == SHIPPED && s == "SUCCESS"));
+    let all = whole_log(&app, &wid, "type=ORDER_EVENTS", 100).await;
+    assert_eq!(all.len(), 12);
+    assert!(whole_log(&app, &wid, "status=SKIPPED", 5).await.is_empty());
+    assert!(whole_log(&app, &wid, "type=RECEIPTS", 5).await.is_empty());
+    // Each entry shows its own status.
+    let page = json_of(
+        app.get(
+            &format!("/v1/acme/webhooks/{wid}/events?status=SUCCESS"),
+            &app.token("acme"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    for e in page["events"].as_array().expect("events") {
+        assert_eq!(e["status"], "SUCCESS");
+    }
+
+    for (bad, param) in [
+        ("status=NOPE", "status"),
+        ("status=failure", "status"),
+        ("status=FAILURE,", "status"),
+        ("status=", "status"),
+        ("type=ORDER", "type"),
+        ("type=", "type"),
+        ("type=ORDER_EVENTS.OMS.ORDER_SHIPPED.*", "type"),
+    ] {
+        let res = app
+            .get(
+                &format!("/v1/acme/webhooks/{wid}/events?{bad}"),
+                &app.token("acme"),
+            )
+            .await;
+        let body = assert_flex_error(res, 422, "ERR-CMR-0001").await;
+        assert!(body["validations"][param].is_string(), "{bad}: {body}");
+    }
 }
 
 fn attempt(webhook_id: Uuid, event_id: Uuid, ok: bool) -> NewAttempt {
