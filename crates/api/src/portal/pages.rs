@@ -340,14 +340,14 @@ pub async fn webhook(
     let buckets = stats::series(&mut conn, w.id, day_ago, Span::hours(1)).await?;
     let latency = stats::latency(&mut conn, w.id, day_ago).await?;
     let statuses: Vec<DeliveryStatus> = status.parse().into_iter().collect();
-    let leaves: Vec<String> = if node.is_empty() {
-        Vec::new()
-    } else {
-        EventType::all()
-            .filter(|t| t.as_str() == node || t.as_str().starts_with(&format!("{node}.")))
-            .map(|t| t.as_str().to_owned())
-            .collect()
-    };
+    let leaves: Vec<String> = Subscription::parse(node)
+        .map(|sub| {
+            EventType::leaves_under(&sub)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut rows = deliveries::list_for_webhook(
         &mut conn,
         w.id,
