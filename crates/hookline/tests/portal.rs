@@ -621,7 +621,7 @@ async fn a_failed_delivery_is_retried_from_its_page_the_rest_recovered_after_a_d
         .click_and_load(r#"form#recover button[name=action][value="dry-run"]"#)
         .await;
     let result = browser.text("#dry-run-result").await;
-    assert!(result.contains("1 deliveries match"), "{result}");
+    assert!(result.contains("1 delivery matches"), "{result}");
     assert_eq!(receiver.received().len(), 7, "a dry run sends nothing");
     browser.screenshot("recover-dry-run").await;
     browser
