@@ -80,6 +80,31 @@ pub async fn summaries(
     .await?)
 }
 
+/// [`summaries`] for one webhook (a webhook's own page need not count its siblings').
+pub async fn summary(
+    conn: &mut AsyncPgConnection,
+    webhook_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<WebhookSummary, StoreError> {
+    let first_id = first_id_at(since - chrono::Duration::milliseconds(CLOCK_SKEW_MS));
+    let rows: Vec<WebhookSummary> = prepared::statement(
+        "SELECT $1::uuid AS webhook_id, count(*) AS deliveries, \
+             count(*) FILTER (WHERE d.status = 'SUCCESS') AS succeeded, \
+             count(*) FILTER (WHERE d.status = 'FAILURE') AS failed \
+         FROM deliveries d \
+         WHERE d.webhook_id = $1 AND d.event_id >= $3 AND d.created >= $2",
+    )
+    .bind::<SqlUuid, _>(webhook_id)
+    .bind::<Timestamptz, _>(since)
+    .bind::<SqlUuid, _>(first_id)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().unwrap_or(WebhookSummary {
+        webhook_id,
+        ..WebhookSummary::default()
+    }))
+}
+
 /// One bucket of [`series`]: the attempts made in `[start, start + width)`.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Bucket {

@@ -121,6 +121,19 @@ async fn summaries_count_each_webhook_of_the_brand_in_the_window_only() {
         .await
         .expect("summaries")
         .is_empty());
+
+    // One webhook's own: the same counts.
+    for (id, want) in [
+        (busy, (6, 3, 2)),
+        (idle, (0, 0, 0)),
+        (other_brand, (4, 4, 0)),
+    ] {
+        let one = stats::summary(&mut conn, id, since).await.expect("summary");
+        assert_eq!(
+            (one.webhook_id, one.deliveries, one.succeeded, one.failed),
+            (id, want.0, want.1, want.2)
+        );
+    }
 }
 
 #[tokio::test]

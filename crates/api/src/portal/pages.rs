@@ -332,11 +332,7 @@ pub async fn webhook(
 
     let mut conn = state.conn().await?;
     let parked = hookline_store::health::parked_count(&mut conn, w.id).await?;
-    let summary = stats::summaries(&mut conn, &session.brand, day_ago)
-        .await?
-        .into_iter()
-        .find(|s| s.webhook_id == w.id)
-        .unwrap_or_default();
+    let summary = stats::summary(&mut conn, w.id, day_ago).await?;
     let buckets = stats::series(&mut conn, w.id, day_ago, Span::hours(1)).await?;
     let latency = stats::latency(&mut conn, w.id, day_ago).await?;
     let statuses: Vec<DeliveryStatus> = status.parse().into_iter().collect();
