@@ -3,10 +3,10 @@
 //!
 //! Each is one statement with constant text (prepared once per connection, see
 //! `crate::prepared`); counting and percentiles happen in Postgres, so a page costs one round
-//! trip however many rows the window holds. A webhook's attempts in a window are an
-//! index-only range of `attempts_webhook_created_idx`
-//! (`migrations/2026-12-02-200000_attempt_stats_index/up.sql`); its deliveries a range of
-//! their primary key (see [`summaries`]).
+//! trip however many rows the window holds. A webhook's attempts in a window are a range of
+//! the attempts' (webhook, event id, created) index bounded by event ids (see [`series`]); its
+//! deliveries a range of their primary key (see [`summaries`]). Neither needs an index of its
+//! own, which every attempt or delivery written would pay for.
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -38,6 +38,17 @@ pub struct WebhookSummary {
 /// made by the API's clock, `created` is the database's, and this much skew between them is
 /// tolerated.
 const CLOCK_SKEW_MS: i64 = 60 * 60 * 1000;
+
+/// How far before `since` the event-id bound of [`series`] and [`latency`] starts: an attempt
+/// made in the window may be of an older event (a retry on the default schedule comes up to two
+/// days later, a parked delivery up to `health.disable_after` later). Attempts in the window of
+/// events older than this are not counted.
+const ATTEMPT_LOOKBACK_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// The event-id bound of a window's attempts (see [`ATTEMPT_LOOKBACK_MS`]).
+fn attempt_bound(since: DateTime<Utc>) -> Uuid {
+    first_id_at(since - chrono::Duration::milliseconds(ATTEMPT_LOOKBACK_MS + CLOCK_SKEW_MS))
+}
 
 /// The smallest UUIDv7 of the millisecond `at` (version and random bits zero): every event
 /// created at or after `at` has an id at least this large (`events.id` is UUIDv7, see
@@ -155,7 +166,7 @@ pub async fn series(
                  percentile_disc(0.5) WITHIN GROUP (ORDER BY a.response_time_ms) AS p50_ms, \
                  percentile_disc(0.99) WITHIN GROUP (ORDER BY a.response_time_ms) AS p99_ms \
              FROM attempts a \
-             WHERE a.webhook_id = $1 AND a.created >= $2 \
+             WHERE a.webhook_id = $1 AND a.event_id >= $4 AND a.created >= $2 \
              GROUP BY 1 \
          ) \
          SELECT $2 + b.i * $3 * interval '1 millisecond' AS start, \
@@ -169,6 +180,7 @@ pub async fn series(
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<Timestamptz, _>(since)
     .bind::<BigInt, _>(width_ms)
+    .bind::<SqlUuid, _>(attempt_bound(since))
     .load(conn)
     .await?)
 }
@@ -197,10 +209,11 @@ pub async fn latency(
         "SELECT count(*) AS attempts, \
              percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50_ms, \
              percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99_ms \
-         FROM attempts WHERE webhook_id = $1 AND created >= $2",
+         FROM attempts WHERE webhook_id = $1 AND event_id >= $3 AND created >= $2",
     )
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<Timestamptz, _>(since)
+    .bind::<SqlUuid, _>(attempt_bound(since))
     .get_result(conn)
     .await?)
 }
