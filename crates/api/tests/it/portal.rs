@@ -28,6 +28,17 @@ async fn link_url(app: &TestApp, brand: &str) -> String {
     body["url"].as_str().expect("url").to_owned()
 }
 
+/// Publishes an event of `brand` through the API.
+async fn publish(app: &TestApp, brand: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/{brand}/events")))
+        .bearer_auth(app.token(brand))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
 /// A signed-in session: the `Cookie` header to send.
 struct Session {
     cookie: String,
@@ -325,14 +336,12 @@ async fn a_session_reaches_nothing_of_another_brand() {
         .webhook("globex", "https://globex.example.com/hook", &[SHIPPED])
         .await;
     let id = theirs["id"].as_str().expect("id");
-    let res = app
-        .client
-        .post(app.url("/v1/globex/events"))
-        .bearer_auth(app.token("globex"))
-        .json(&json!({ "type": SHIPPED, "data": { "order": 1 } }))
-        .send()
-        .await
-        .expect("request");
+    let res = publish(
+        &app,
+        "globex",
+        json!({ "type": SHIPPED, "data": { "order": 1 } }),
+    )
+    .await;
     let event = json_of(res, 202).await;
     let event_id = event["id"].as_str().expect("id");
 
@@ -408,14 +417,12 @@ async fn payloads_and_endpoints_render_inert() {
         .await;
     let id = hook["id"].as_str().expect("id");
     let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
-    let res = app
-        .client
-        .post(app.url("/v1/acme/events"))
-        .bearer_auth(app.token("acme"))
-        .json(&json!({ "type": SHIPPED, "data": { "note": hostile, hostile: 1 } }))
-        .send()
-        .await
-        .expect("request");
+    let res = publish(
+        &app,
+        "acme",
+        json!({ "type": SHIPPED, "data": { "note": hostile, hostile: 1 } }),
+    )
+    .await;
     let event = json_of(res, 202).await;
     let session = sign_in(&app, "acme").await;
     let page = session
@@ -497,14 +504,12 @@ async fn a_test_event_goes_to_that_webhook_only() {
         .expect("request");
     assert_flex_error(res, 404, "ERR-WHK-0004").await;
     // Producers cannot publish it themselves.
-    let res = app
-        .client
-        .post(app.url("/v1/acme/events"))
-        .bearer_auth(app.token("acme"))
-        .json(&json!({ "type": "WEBHOOK_EVENTS.PING", "data": {} }))
-        .send()
-        .await
-        .expect("request");
+    let res = publish(
+        &app,
+        "acme",
+        json!({ "type": "WEBHOOK_EVENTS.PING", "data": {} }),
+    )
+    .await;
     assert_eq!(res.status(), 422);
 }
 
@@ -612,14 +617,7 @@ async fn disabling_and_enabling_with_replay_from_the_list() {
         res.headers().get("location").map(|v| v.as_bytes()),
         Some(&b"/portal/webhooks?done=disabled"[..])
     );
-    let res = app
-        .client
-        .post(app.url("/v1/acme/events"))
-        .bearer_auth(app.token("acme"))
-        .json(&json!({ "type": SHIPPED, "data": {} }))
-        .send()
-        .await
-        .expect("request");
+    let res = publish(&app, "acme", json!({ "type": SHIPPED, "data": {} })).await;
     json_of(res, 202).await;
     let log_path = format!("/v1/acme/webhooks/{id}/events");
     let log = json_of(app.get(&log_path, &app.token("acme")).await, 200).await;
@@ -663,14 +661,7 @@ async fn a_recovery_counts_first_then_runs_and_can_be_cancelled() {
         .await;
     let id = hook["id"].as_str().expect("id");
     for n in 0..3 {
-        let res = app
-            .client
-            .post(app.url("/v1/acme/events"))
-            .bearer_auth(app.token("acme"))
-            .json(&json!({ "type": SHIPPED, "data": { "n": n } }))
-            .send()
-            .await
-            .expect("request");
+        let res = publish(&app, "acme", json!({ "type": SHIPPED, "data": { "n": n } })).await;
         json_of(res, 202).await;
     }
     // As a worker leaves them after the last attempt.
