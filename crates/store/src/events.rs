@@ -67,6 +67,27 @@ struct IngestRow {
 /// from skipping the planner (`hookline-bench`, README "Performance").
 const PLAN_ALONE_FROM: usize = 64;
 
+/// The columns `status, status_reason, next_attempt_at, leased_until` of a new delivery to
+/// webhook `w`, by its endpoint's health: owed now and leased for `$lease` milliseconds (a bind
+/// parameter) while healthy, PARKED while degraded, SKIPPED while disabled. Ingest and test
+/// events share it, so an event is owed the same way however it arrives.
+macro_rules! owed_by_health {
+    ($lease:literal) => {
+        concat!(
+            "CASE w.health WHEN 'healthy' THEN 'PENDING' WHEN 'degraded' THEN 'PARKED' \
+                 ELSE 'SKIPPED' END, \
+             CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
+                 ELSE 'webhook_disabled' END, \
+             CASE WHEN w.health = 'healthy' THEN now() + ",
+            $lease,
+            " * interval '1 millisecond' END, \
+             CASE WHEN w.health = 'healthy' THEN now() + ",
+            $lease,
+            " * interval '1 millisecond' END "
+        )
+    };
+}
+
 /// The whole ingest is one statement, so it commits alone (no BEGIN/COMMIT round trips) and
 /// its text is fixed whatever the number of events, so Postgres parses it once per connection
 /// and, below [`PLAN_ALONE_FROM`] events, plans it once too. Deliveries are created only for
@@ -75,7 +96,8 @@ const PLAN_ALONE_FROM: usize = 64;
 /// healthy endpoint, parked behind a degraded one, skipped for a disabled webhook — recorded
 /// either way, never silently dropped. `m.exclude` keeps an operational event about a webhook
 /// from being delivered to that webhook.
-const INGEST: &str = "\
+const INGEST: &str = concat!(
+    "\
 WITH ev AS ( \
     INSERT INTO events (id, brand_id, event_type, payload, idempotency_key, traceparent, \
         tracestate) \
@@ -87,12 +109,9 @@ WITH ev AS ( \
     INSERT INTO deliveries (webhook_id, event_id, status, status_reason, next_attempt_at, \
         leased_until) \
     SELECT DISTINCT w.id, m.event_id, \
-        CASE w.health WHEN 'healthy' THEN 'PENDING' WHEN 'degraded' THEN 'PARKED' \
-            ELSE 'SKIPPED' END, \
-        CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
-            ELSE 'webhook_disabled' END, \
-        CASE WHEN w.health = 'healthy' THEN now() + $9 * interval '1 millisecond' END, \
-        CASE WHEN w.health = 'healthy' THEN now() + $9 * interval '1 millisecond' END \
+    ",
+    owed_by_health!("$9"),
+    "\
     FROM unnest($6::uuid[], $7::text[], $8::text[], $10::uuid[]) \
         AS m(event_id, match_type, brand_id, exclude) \
     JOIN ev ON ev.id = m.event_id \
@@ -102,7 +121,8 @@ WITH ev AS ( \
 ) \
 SELECT id AS event_id, NULL::uuid AS webhook_id, created, NULL::text AS status FROM ev \
 UNION ALL \
-SELECT event_id, webhook_id, NULL::timestamptz, status FROM dl";
+SELECT event_id, webhook_id, NULL::timestamptz, status FROM dl",
+);
 
 /// [`ingest`] for many events (of any brands) in one statement: the API uses it for batch
 /// requests and to group concurrent single-event requests into one commit. `match_types[i]`
@@ -339,7 +359,7 @@ pub async fn ping(
     payload: &serde_json::Value,
     lease: Duration,
 ) -> Result<Option<DeliveryStatus>, StoreError> {
-    let rows: Vec<PingRow> = prepared::statement(
+    let rows: Vec<PingRow> = prepared::statement(concat!(
         "WITH w AS ( \
              SELECT id, health FROM webhooks WHERE id = $1 AND brand_id = $2 \
          ), ev AS ( \
@@ -349,16 +369,11 @@ pub async fn ping(
          ) \
          INSERT INTO deliveries (webhook_id, event_id, status, status_reason, next_attempt_at, \
              leased_until) \
-         SELECT w.id, ev.id, \
-             CASE w.health WHEN 'healthy' THEN 'PENDING' WHEN 'degraded' THEN 'PARKED' \
-                 ELSE 'SKIPPED' END, \
-             CASE w.health WHEN 'healthy' THEN NULL WHEN 'degraded' THEN 'endpoint_degraded' \
-                 ELSE 'webhook_disabled' END, \
-             CASE WHEN w.health = 'healthy' THEN now() + $6 * interval '1 millisecond' END, \
-             CASE WHEN w.health = 'healthy' THEN now() + $6 * interval '1 millisecond' END \
-         FROM w, ev \
-         RETURNING status",
-    )
+         SELECT w.id, ev.id, ",
+        owed_by_health!("$6"),
+        "FROM w, ev \
+         RETURNING status"
+    ))
     .bind::<SqlUuid, _>(webhook_id)
     .bind::<Text, _>(brand.to_owned())
     .bind::<SqlUuid, _>(event_id)

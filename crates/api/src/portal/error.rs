@@ -82,7 +82,7 @@ impl ResponseError for PortalError {
             ),
             PortalError::Api(e) => ("Something went wrong", e.description().to_owned()),
         };
-        let page = MessagePage::new(title, &text, matches!(self, PortalError::SignIn));
+        let page = MessagePage::new(title, &text);
         let body = page.render().unwrap_or_else(|_| text.clone());
         let mut res = html(self.status_code(), body);
         if let PortalError::Api(e) = self {

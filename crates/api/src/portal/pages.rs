@@ -148,7 +148,6 @@ pub async fn signed_out() -> HttpResponse {
     let page = views::MessagePage::new(
         "Signed out",
         "You are signed out. Open a new sign-in link to come back.",
-        false,
     );
     render(StatusCode::OK, &page)
 }
@@ -157,13 +156,27 @@ pub async fn index() -> HttpResponse {
     see_other("/portal/webhooks")
 }
 
+/// An id from the address; one that is not a UUID names nothing (the same 404).
+fn id_of(raw: &str) -> Result<Uuid, PortalError> {
+    Uuid::parse_str(raw).map_err(|_| PortalError::NotFound)
+}
+
+/// A page showing a form's refusals answers 422, like the API; otherwise 200.
+fn form_status(errors: &[(String, String)]) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 /// The webhook `raw` of the session's brand; another brand's is the same 404 as none.
 async fn webhook_of(
     state: &AppState,
     session: &PortalSession,
     raw: &str,
 ) -> Result<hookline_store::models::Webhook, PortalError> {
-    let id = Uuid::parse_str(raw).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(raw)?;
     manage::get(state, &session.brand, id)
         .await?
         .ok_or(PortalError::NotFound)
@@ -182,11 +195,7 @@ async fn webhooks_page(
     let summaries =
         stats::summaries(&mut conn, &session.brand, Utc::now() - Span::hours(24)).await?;
     drop(conn);
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(&errors);
     let page = views::WebhooksPage {
         chrome: chrome(session, "webhooks", done),
         rows: rows
@@ -441,7 +450,7 @@ pub async fn delete(
     body: web::Bytes,
 ) -> Page {
     form_of(&session, &body)?;
-    let id = Uuid::parse_str(&path).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(&path)?;
     let mut conn = state.conn().await?;
     if !webhooks::delete(&mut conn, &session.brand, id).await? {
         return Err(PortalError::NotFound);
@@ -459,7 +468,7 @@ pub async fn set_enabled(
     body: web::Bytes,
 ) -> Page {
     let form = form_of(&session, &body)?;
-    let id = Uuid::parse_str(&path).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(&path)?;
     let enabled = form.get("enabled") == Some("true");
     let replay = enabled && form.get("replay_skipped") == Some("true");
     let mut conn = state.conn().await?;
@@ -485,7 +494,7 @@ pub async fn rotate(
     body: web::Bytes,
 ) -> Page {
     form_of(&session, &body)?;
-    let id = Uuid::parse_str(&path).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(&path)?;
     if manage::rotate(&state, &session.brand, id, None)
         .await?
         .is_none()
@@ -505,7 +514,7 @@ pub async fn send_test(
     body: web::Bytes,
 ) -> Page {
     form_of(&session, &body)?;
-    let id = Uuid::parse_str(&path).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(&path)?;
     let sent = manage::send_test(
         &state,
         &session.brand,
@@ -529,7 +538,7 @@ pub async fn event(
 ) -> Page {
     let (raw_id, raw_event) = path.into_inner();
     let w = webhook_of(&state, &session, &raw_id).await?;
-    let event_id = Uuid::parse_str(&raw_event).map_err(|_| PortalError::NotFound)?;
+    let event_id = id_of(&raw_event)?;
     let mut conn = state.conn().await?;
     let (d, e, attempts) = deliveries::get_for_webhook(&mut conn, w.id, event_id)
         .await?
@@ -578,7 +587,7 @@ pub async fn retry(
     form_of(&session, &body)?;
     let (raw_id, raw_event) = path.into_inner();
     let w = webhook_of(&state, &session, &raw_id).await?;
-    let event_id = Uuid::parse_str(&raw_event).map_err(|_| PortalError::NotFound)?;
+    let event_id = id_of(&raw_event)?;
     let message = match manage::retry(&state, &w, event_id).await? {
         Ok(()) => {
             return Ok(see_other(&format!(
@@ -638,11 +647,7 @@ async fn recover_page(
             selected: statuses.iter().any(|s| s == v),
         })
         .collect();
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = form_status(&errors);
     let page = views::RecoverPage {
         chrome: chrome(session, "recover", done),
         errors,
@@ -758,7 +763,7 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> Page {
     form_of(&session, &body)?;
-    let id = Uuid::parse_str(&path).map_err(|_| PortalError::NotFound)?;
+    let id = id_of(&path)?;
     let mut conn = state.conn().await?;
     match recoveries::cancel(&mut conn, &session.brand, id).await? {
         recoveries::Cancelled::NotFound => Err(PortalError::NotFound),

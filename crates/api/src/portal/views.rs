@@ -59,7 +59,7 @@ pub struct MessagePage {
 }
 
 impl MessagePage {
-    pub fn new(title: &str, text: &str, _sign_in: bool) -> Self {
+    pub fn new(title: &str, text: &str) -> Self {
         MessagePage {
             chrome: Chrome::default(),
             title: title.to_owned(),
